@@ -1,0 +1,118 @@
+"""Operation log: each event's hash covers its content and the previous hash.
+
+`append_event` runs inside the caller's transaction, so a change and its log
+record commit or roll back together. It never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.models import AuditChainHead, AuditEvent
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    action: str
+    occurred_at: datetime
+    actor_user_id: int | None = None
+    actor_name: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    contract_id: int | None = None
+    client_address: str | None = None
+    user_agent: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int
+    problem: str
+
+
+def _canonical_details(details: Mapping[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
+    payload = json.dumps(
+        [
+            seq,
+            prev_hash,
+            event.occurred_at.isoformat(),
+            event.action,
+            event.actor_user_id,
+            event.actor_name,
+            event.object_type,
+            event.object_id,
+            event.contract_id,
+            event.client_address,
+            event.user_agent,
+            event.details,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def append_event(session: Session, record: AuditRecord) -> AuditEvent:
+    """Append one event to the chain inside the caller's transaction."""
+    head = session.execute(
+        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditChainHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
+        session.add(head)
+    seq = head.last_seq + 1
+    event = AuditEvent(
+        seq=seq,
+        occurred_at=record.occurred_at,
+        action=record.action,
+        actor_user_id=record.actor_user_id,
+        actor_name=record.actor_name,
+        object_type=record.object_type,
+        object_id=record.object_id,
+        contract_id=record.contract_id,
+        client_address=record.client_address,
+        user_agent=(record.user_agent or "")[:400] or None,
+        details=_canonical_details(record.details),
+        prev_hash=head.last_hash,
+    )
+    event.hash = _event_hash(seq, head.last_hash, event)
+    head.last_seq = seq
+    head.last_hash = event.hash
+    session.add(event)
+    session.flush()
+    return event
+
+
+def verify_chain(session: Session) -> list[ChainBreak]:
+    """Recompute the chain; returns the breaks found (empty when intact)."""
+    breaks: list[ChainBreak] = []
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    for event in session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
+        if event.seq != expected_seq:
+            breaks.append(ChainBreak(event.seq, f"expected event {expected_seq}: events missing"))
+        if event.prev_hash != prev_hash:
+            breaks.append(ChainBreak(event.seq, "does not link to the previous event"))
+        if _event_hash(event.seq, event.prev_hash, event) != event.hash:
+            breaks.append(ChainBreak(event.seq, "content changed after it was written"))
+        prev_hash = event.hash
+        expected_seq = event.seq + 1
+    head = session.get(AuditChainHead, 1)
+    if head is not None and (head.last_seq != expected_seq - 1 or head.last_hash != prev_hash):
+        breaks.append(ChainBreak(expected_seq, "the newest events were removed"))
+    return breaks

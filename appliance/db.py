@@ -1,0 +1,95 @@
+"""Engine and session factory; the caller owns every transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.config import DatabaseConfig, Secrets
+from appliance.errors import NotMigrated, Unavailable
+
+
+def create_db_engine(cfg: DatabaseConfig, secrets: Secrets | None = None) -> Engine:
+    """Build the engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    url = make_url(cfg.url)
+    if secrets is not None and secrets.database_password is not None:
+        url = url.set(password=secrets.database_password.get_secret_value())
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit when the block succeeds, roll back when it raises."""
+    with sessions.begin() as session:
+        yield session
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate_database(engine: Engine) -> str:
+    """Apply every pending migration; returns the revision now in force."""
+    with engine.begin() as connection:
+        alembic_command.upgrade(_alembic_config(connection), "head")
+    return head_revision()
+
+
+def head_revision() -> str:
+    script = ScriptDirectory(str(Path(__file__).parent / "migrations"))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def ensure_migrated(engine: Engine) -> None:
+    """Refuse to serve a database whose schema is not at the code's head revision.
+
+    :raises NotMigrated: naming both revisions and the command that fixes it.
+    :raises Unavailable: when the database cannot be reached.
+    """
+    try:
+        current = current_revision(engine)
+    except OperationalError as exc:
+        raise Unavailable(f"database unreachable at {engine.url.render_as_string()}") from exc
+    head = head_revision()
+    if current != head:
+        raise NotMigrated(
+            f"the database schema is at revision {current or 'none (empty database)'} "
+            f"but this version needs {head}: run `appliance migrate` first"
+        )

@@ -1,0 +1,1 @@
+"""Corporate LDAP / Active Directory: authentication, people and group-to-role mapping."""

@@ -1,0 +1,50 @@
+"""SQLAlchemy models: persistence shape only; no Flask, no commits."""
+
+from appliance.models.audit import AuditChainHead, AuditEvent
+from appliance.models.base import Base
+from appliance.models.contract import Contract, DocumentVersion, Party, SignatureField
+from appliance.models.enums import (
+    CertificateKind,
+    CertificateStatus,
+    ContractState,
+    KeyPurpose,
+    PartyKind,
+    PartyStatus,
+    RevocationReason,
+    Role,
+    Routing,
+    UserSource,
+)
+from appliance.models.org import Organisation
+from appliance.models.pki import Certificate, Crl, HsmKey, Seal
+from appliance.models.user import ApiToken, LoginThrottle, User, UserRole, UserSession
+
+__all__ = [
+    "ApiToken",
+    "AuditChainHead",
+    "AuditEvent",
+    "Base",
+    "Certificate",
+    "CertificateKind",
+    "CertificateStatus",
+    "Contract",
+    "ContractState",
+    "Crl",
+    "DocumentVersion",
+    "HsmKey",
+    "KeyPurpose",
+    "LoginThrottle",
+    "Organisation",
+    "Party",
+    "PartyKind",
+    "PartyStatus",
+    "RevocationReason",
+    "Role",
+    "Routing",
+    "Seal",
+    "SignatureField",
+    "User",
+    "UserRole",
+    "UserSession",
+    "UserSource",
+]

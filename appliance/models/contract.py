@@ -1,0 +1,88 @@
+"""Contracts, their parties and signature fields, and the append-only document versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from appliance.models.base import Base, enum_column
+from appliance.models.enums import ContractState, PartyKind, PartyStatus, Routing
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    initiator_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    state: Mapped[ContractState] = mapped_column(enum_column(ContractState, 30), index=True)
+    routing: Mapped[Routing] = mapped_column(enum_column(Routing, 20))
+    message: Mapped[str | None] = mapped_column(Text)
+    deadline: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    state_changed_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    archived_at: Mapped[datetime | None]
+
+    parties: Mapped[list[Party]] = relationship(
+        back_populates="contract", order_by="Party.routing_order", cascade="all, delete-orphan"
+    )
+    versions: Mapped[list[DocumentVersion]] = relationship(
+        back_populates="contract", order_by="DocumentVersion.number", cascade="all, delete-orphan"
+    )
+
+
+class Party(Base):
+    __tablename__ = "parties"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[PartyKind] = mapped_column(enum_column(PartyKind, 20))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    """The signer (person) or the seal keeper who applied the seal."""
+    seal_id: Mapped[int | None] = mapped_column(ForeignKey("seals.id"))
+    routing_order: Mapped[int] = mapped_column(default=1)
+    status: Mapped[PartyStatus] = mapped_column(enum_column(PartyStatus, 20))
+    signed_at: Mapped[datetime | None]
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    """Rejection reason given by the party."""
+
+    contract: Mapped[Contract] = relationship(back_populates="parties")
+    fields: Mapped[list[SignatureField]] = relationship(cascade="all, delete-orphan")
+
+
+class SignatureField(Base):
+    __tablename__ = "signature_fields"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"), index=True)
+    page: Mapped[int]
+    """0-based page index."""
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    width: Mapped[float] = mapped_column(Float)
+    height: Mapped[float] = mapped_column(Float)
+
+
+class DocumentVersion(Base):
+    __tablename__ = "document_versions"
+    __table_args__ = (UniqueConstraint("contract_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    """1 is the uploaded original; each signature adds the next number."""
+    sha256: Mapped[str] = mapped_column(String(64))
+    """Name of the blob in the content-addressed store."""
+    size: Mapped[int]
+    filename: Mapped[str] = mapped_column(String(255))
+    produced_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"))
+    created_at: Mapped[datetime]
+
+    contract: Mapped[Contract] = relationship(back_populates="versions")

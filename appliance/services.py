@@ -1,0 +1,60 @@
+"""Composition root: builds every integration from the config, once, on demand.
+
+Nothing here runs at import time, and nothing touches the HSM while building:
+under gunicorn each worker opens the PKCS#11 module itself after the fork.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from appliance.clock import Clock, SystemClock
+from appliance.config import AppConfig
+from appliance.db import create_db_engine, create_session_factory
+from appliance.errors import Unavailable
+from appliance.storage import BlobStore, FilesystemBlobStore
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    name: str
+    check: Callable[[], None]
+    """Returns when the dependency is usable; raises Unavailable (with a public reason) when not."""
+
+
+@dataclass
+class Services:
+    config: AppConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    clock: Clock
+    readiness: list[ReadinessCheck] = field(default_factory=list)
+
+
+def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
+    engine = create_db_engine(cfg.database, cfg.secrets)
+    blobs = FilesystemBlobStore(cfg.storage.path)
+    services = Services(
+        config=cfg,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        blobs=blobs,
+        clock=clock or SystemClock(),
+    )
+    services.readiness.append(ReadinessCheck("database", lambda: check_database(engine)))
+    services.readiness.append(ReadinessCheck("storage", blobs.check_writable))
+    return services
+
+
+def check_database(engine: Engine) -> None:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise Unavailable("database unreachable") from exc

@@ -1,0 +1,6 @@
+"""Content-addressed blob store behind a narrow interface."""
+
+from appliance.storage.api import BlobStore
+from appliance.storage.fs import FilesystemBlobStore
+
+__all__ = ["BlobStore", "FilesystemBlobStore"]

@@ -1,0 +1,63 @@
+"""Flask application factory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask
+from flask_babel import get_locale
+
+from appliance.config import AppConfig
+from appliance.db import ensure_migrated
+from appliance.services import Services, build_services
+from appliance.web import api, health, pages
+from appliance.web.context import EXTENSION_KEY
+from appliance.web.errors import install_error_handlers
+from appliance.web.extensions import babel, csrf
+from appliance.web.i18n import select_locale
+from appliance.web.metrics import install_metrics
+from appliance.web.proxy import TrustedProxyMiddleware, parse_networks
+from appliance.web.security import install_security
+
+
+def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
+    """Build the web app. Refuses (NotMigrated) when the database schema is not current.
+
+    Touches no HSM: under gunicorn each worker opens the PKCS#11 module lazily.
+    """
+    services = services or build_services(cfg)
+    ensure_migrated(services.engine)
+
+    app = Flask(__name__)
+    assert cfg.secrets.session_secret is not None  # load_config guarantees it
+    app.config.update(
+        SECRET_KEY=cfg.secrets.session_secret.get_secret_value(),
+        MAX_CONTENT_LENGTH=cfg.server.max_upload_mb * 1024 * 1024,
+        SESSION_COOKIE_NAME="__Host-appliance" if cfg.server.tls else "appliance_session",
+        SESSION_COOKIE_SECURE=cfg.server.tls,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=cfg.auth.absolute_timeout_hours),
+        WTF_CSRF_TIME_LIMIT=cfg.auth.absolute_timeout_hours * 3600,
+        WTF_CSRF_SSL_STRICT=cfg.server.tls,
+        BABEL_DEFAULT_LOCALE=cfg.locale.default,
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions[EXTENSION_KEY] = services
+    app.wsgi_app = TrustedProxyMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, parse_networks(cfg.network.trusted_proxies)
+    )
+
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=lambda: select_locale(cfg.locale.default))
+    app.context_processor(lambda: {"current_locale": str(get_locale())})
+    install_security(app, cfg)
+    install_metrics(app)
+    install_error_handlers(app)
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(health.bp)
+    return app

@@ -1,0 +1,124 @@
+"""The one place that turns errors into responses: problem+json under /api, HTML elsewhere."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from appliance.errors import (
+    ApplianceError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: tuple[tuple[type[ApplianceError], int], ...] = (
+    (InvalidInput, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
+RETRY_AFTER_SECONDS = "30"
+
+
+def _status_for(error: ApplianceError) -> int:
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 500
+
+
+def wants_problem_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, code: str, title: str, detail: str) -> Response:
+    if wants_problem_json():
+        response = jsonify(
+            {"type": f"urn:appliance:problem:{code}", "title": title, "status": status, "detail": detail}
+        )
+        response.mimetype = "application/problem+json"
+    else:
+        response = Response(
+            render_template("error.html", status=status, title=title, detail=detail), mimetype="text/html"
+        )
+    response.status_code = status
+    if status == 503:
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApplianceError)
+    def handle_appliance_error(error: ApplianceError) -> Response:
+        status = _status_for(error)
+        if status >= 500:
+            log.warning("%s: %s", error.code, error.public, exc_info=error.__cause__ is not None)
+        return error_response(status, error.code, _title_for(status), error.public)
+
+    @app.errorhandler(CSRFError)
+    def handle_csrf(error: CSRFError) -> Response:
+        return error_response(
+            403,
+            "csrf_failed",
+            _("Form expired"),
+            _("This form has expired or did not come from this site. Reload the page and try again."),
+        )
+
+    @app.errorhandler(HTTPException)
+    def handle_http(error: HTTPException) -> Response:
+        status = error.code or 500
+        response = error_response(status, f"http_{status}", _title_for(status), _detail_for(status))
+        valid_methods = getattr(error, "valid_methods", None)
+        if valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception) -> Response:
+        log.exception("unexpected error while serving %s %s", request.method, request.path)
+        return error_response(
+            500,
+            "internal_error",
+            _("Something went wrong"),
+            _("The appliance could not complete this request. The details are in its log."),
+        )
+
+
+def _title_for(status: int) -> str:
+    titles = {
+        400: _("Bad request"),
+        401: _("Sign-in required"),
+        403: _("Not allowed"),
+        404: _("Not found"),
+        405: _("Method not allowed"),
+        409: _("Conflict"),
+        413: _("Too large"),
+        415: _("Unsupported media type"),
+        429: _("Too many requests"),
+        503: _("Temporarily unavailable"),
+    }
+    return titles.get(status, _("Request failed"))
+
+
+def _detail_for(status: int) -> str:
+    details = {
+        400: _("The request was malformed. Check what was sent and try again."),
+        404: _("There is nothing at this address. Check the link."),
+        405: _("This address does not accept that kind of request."),
+        413: _("The upload is larger than this appliance accepts. Send a smaller file."),
+        415: _("The request body has a type this address does not accept."),
+        429: _("Too many requests in a short time. Wait a moment and try again."),
+    }
+    return details.get(status, _("The request could not be completed."))

@@ -1,0 +1,38 @@
+"""/healthz (the process answers), /readyz (its dependencies answer), /metrics."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from appliance import __version__
+from appliance.errors import Unavailable
+from appliance.web.context import current_services
+from appliance.web.metrics import render_metrics
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok", "version": __version__})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    checks: dict[str, dict[str, str]] = {}
+    for readiness in current_services().readiness:
+        try:
+            readiness.check()
+        except Unavailable as exc:
+            checks[readiness.name] = {"status": "unavailable", "detail": exc.public}
+        else:
+            checks[readiness.name] = {"status": "ok"}
+    ready = all(c["status"] == "ok" for c in checks.values())
+    response = jsonify({"status": "ready" if ready else "not ready", "checks": checks})
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return render_metrics()

@@ -1,0 +1,45 @@
+"""Pages that need no sign-in: the start page and the language switch."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import SelectField
+from wtforms.validators import InputRequired
+
+from appliance import __version__
+from appliance.web.context import current_services
+from appliance.web.i18n import LOCALE_SESSION_KEY, SUPPORTED_LOCALES
+
+bp = Blueprint("pages", __name__)
+
+LANGUAGE_NAMES = {"en": "English", "zh_Hans_CN": "简体中文"}
+
+
+class LanguageForm(FlaskForm):
+    locale = SelectField(
+        _l("Language"),
+        choices=[(code, LANGUAGE_NAMES[code]) for code in SUPPORTED_LOCALES],
+        validators=[InputRequired()],
+    )
+
+
+@bp.get("/")
+def home() -> str:
+    cfg = current_services().config
+    return render_template("home.html", version=__version__, private_cloud_address=cfg.private_cloud_address)
+
+
+@bp.post("/language")
+def switch_language() -> Response:
+    form = LanguageForm()
+    if form.validate_on_submit():
+        session[LOCALE_SESSION_KEY] = form.locale.data
+    target = request.referrer if _same_site(request.referrer) else None
+    return redirect(target or url_for("pages.home"), code=303)
+
+
+def _same_site(url: str | None) -> bool:
+    return bool(url) and url.startswith(request.host_url)  # type: ignore[union-attr]
