@@ -12,7 +12,7 @@ APT_PACKAGES=(
   poppler-utils
   openssl ca-certificates curl
 )
-APT_TEST_PACKAGES=(chromium postgresql postgresql-client)
+APT_TEST_PACKAGES=(chromium fonts-wqy-microhei postgresql postgresql-client libnss3-tools nginx nftables wireguard-tools iproute2)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

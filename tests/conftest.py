@@ -7,6 +7,7 @@ With APPLIANCE_REQUIRE_BACKENDS=1 (CI) a missing backend fails instead of skippi
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from appliance.config import AppConfig, load_config
 from appliance.db import create_db_engine, migrate_database
 from appliance.web import create_app
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.fixtures.browser"]
 
 PG_URL_ENV = "APPLIANCE_TEST_PG_URL"
 
@@ -34,6 +35,14 @@ def require_backend(name: str, available: bool, why: str) -> None:
     if os.environ.get("APPLIANCE_REQUIRE_BACKENDS") == "1":
         pytest.fail(f"{name} is required in CI but {why}")
     pytest.skip(f"{name}: {why}")
+
+
+def csrf_token_from(client: FlaskClient, path: str = "/") -> str:
+    """The CSRF token of the form on the page at `path` (the session cookie stays in the client)."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, f"the page {path} has no CSRF token"
+    return match.group(1)
 
 
 ConfigFileFactory = Callable[..., Path]
@@ -99,6 +108,7 @@ def config(write_config: ConfigFactory) -> AppConfig:
 
 @pytest.fixture
 def app(config: AppConfig) -> Flask:
+    """A migrated app; CSRF protection stays on (Flask-WTF does not relax it under TESTING)."""
     migrate_database(create_db_engine(config.database))
     app = create_app(config)
     app.config["TESTING"] = True
@@ -108,13 +118,6 @@ def app(config: AppConfig) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-@pytest.fixture
-def csrf_client(config: AppConfig) -> FlaskClient:
-    """A client of an app with CSRF protection fully on (TESTING does not disable it)."""
-    migrate_database(create_db_engine(config.database))
-    return create_app(config).test_client()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify
 from appliance import __version__
 from appliance.errors import Unavailable
 from appliance.web.context import current_services
+from appliance.web.errors import RETRY_AFTER_SECONDS
 from appliance.web.metrics import render_metrics
 
 bp = Blueprint("health", __name__)
@@ -29,7 +30,9 @@ def readyz() -> Response:
             checks[readiness.name] = {"status": "ok"}
     ready = all(c["status"] == "ok" for c in checks.values())
     response = jsonify({"status": "ready" if ready else "not ready", "checks": checks})
-    response.status_code = 200 if ready else 503
+    if not ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 
 

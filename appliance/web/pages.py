@@ -6,8 +6,8 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import SelectField
-from wtforms.validators import InputRequired
+from wtforms import StringField
+from wtforms.validators import AnyOf, InputRequired
 
 from appliance import __version__
 from appliance.web.context import current_services
@@ -15,15 +15,8 @@ from appliance.web.i18n import LOCALE_SESSION_KEY, SUPPORTED_LOCALES
 
 bp = Blueprint("pages", __name__)
 
-LANGUAGE_NAMES = {"en": "English", "zh_Hans_CN": "简体中文"}
-
-
 class LanguageForm(FlaskForm):
-    locale = SelectField(
-        _l("Language"),
-        choices=[(code, LANGUAGE_NAMES[code]) for code in SUPPORTED_LOCALES],
-        validators=[InputRequired()],
-    )
+    locale = StringField(_l("Language"), validators=[InputRequired(), AnyOf(list(SUPPORTED_LOCALES))])
 
 
 @bp.get("/")
