@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -149,8 +150,9 @@ class DirectoryConfig(_Section):
     """Upgrade ldap:// connections with StartTLS (ldaps:// is always TLS)."""
     allow_plain: bool = False
     """Allow unencrypted LDAP; only for a lab, never in production."""
-    ca_file: Path | None = None
-    """CA certificate(s) that the directory's TLS certificate must chain to."""
+    ca_file: Path | None = Field(None, validate_default=True)
+    """CA certificate(s) that the directory's TLS certificate must chain to; required
+    whenever TLS is used (the operating system's trust store is never used)."""
     bind_dn: str
     """Service account used to search for people."""
     bind_password_file: Path | None = None
@@ -163,9 +165,32 @@ class DirectoryConfig(_Section):
     """Directory group DNs granting each role (compared as exact DNs)."""
     organisation_attribute: str | None = None
     """Attribute naming a person's organisation/department (e.g. departmentNumber)."""
+    organisation_subtrees: dict[str, str] = {}
+    """Subtree DN -> organisation/department name; the deepest subtree holding a person
+    wins over organisation_attribute."""
     connect_timeout_seconds: float = Field(3.0, gt=0, le=60)
     receive_timeout_seconds: float = Field(5.0, gt=0, le=60)
     pool_size: int = Field(4, ge=1, le=64)
+
+    @field_validator("user_filter")
+    @classmethod
+    def _has_username(cls, value: str) -> str:
+        if "{username}" not in value or not (value.startswith("(") and value.endswith(")")):
+            raise ValueError("must be an LDAP filter in parentheses containing {username}")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_for_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        servers = info.data.get("servers") or []
+        tls = any(s.url.startswith("ldaps://") for s in servers) or (
+            bool(servers) and info.data.get("start_tls", True)
+        )
+        if value is None and tls:
+            raise ValueError(
+                "required when TLS is used (ldaps:// or start_tls): the directory's CA certificate"
+            )
+        return value
 
     @model_validator(mode="after")
     def _tls_or_explicit_plain(self) -> DirectoryConfig:
@@ -183,9 +208,14 @@ class AuthConfig(_Section):
     local_admin_enabled: bool = True
     """Allow the break-glass local administrator; turn off once the directory works."""
     max_failed_logins: int = Field(5, ge=1, le=100)
-    """Failed logins per account (and per client address x4) before a lockout."""
+    """Failed logins per account from one client address before that pair is locked out; an
+    account from all addresses, and one address over all accounts, may fail 4x as often
+    (policy: appliance.auth.throttle)."""
     lockout_minutes: int = Field(15, ge=1, le=24 * 60)
     api_token_days: int = Field(90, ge=1, le=730)
+    directory_recheck_minutes: int = Field(15, ge=1, le=24 * 60)
+    """A session or API token in use is re-checked against the directory this often, so a
+    person disabled there loses access within this time."""
     rate_limit_storage: str = "database"
     """"database" (shared by workers and nodes through the database) or a redis:// URL."""
 

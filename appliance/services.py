@@ -13,10 +13,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.auth import AuthService
 from appliance.clock import Clock, SystemClock
 from appliance.config import AppConfig
 from appliance.db import create_db_engine, create_session_factory
+from appliance.directory import Directory, open_directory
 from appliance.errors import Unavailable
+from appliance.hsm import KeyCustody, check_hsm, create_custody
 from appliance.storage import BlobStore, FilesystemBlobStore
 
 
@@ -35,6 +38,12 @@ class Services:
     blobs: BlobStore
     clock: Clock
     readiness: list[ReadinessCheck] = field(default_factory=list)
+    custody: KeyCustody | None = None
+    """HSM key custody when `hsm` is configured; opens the module only on first use."""
+    directory: Directory | None = None
+    """LDAP/AD when `directory` is configured; connects only on first use."""
+    auth: AuthService = field(init=False)
+    """Sign-in, sessions, API tokens and directory sync; built once by build_services."""
 
 
 def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
@@ -49,6 +58,15 @@ def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
     )
     services.readiness.append(ReadinessCheck("database", lambda: check_database(engine)))
     services.readiness.append(ReadinessCheck("storage", blobs.check_writable))
+    if cfg.hsm is not None:
+        custody = create_custody(cfg.hsm, cfg.secrets.hsm_pin)
+        services.custody = custody
+        services.readiness.append(ReadinessCheck("hsm", lambda: check_hsm(custody)))
+    directory = open_directory(cfg, services.clock)
+    if directory is not None:
+        services.directory = directory
+        services.readiness.append(ReadinessCheck("directory", directory.check_ready))
+    services.auth = AuthService(services.sessions, services.directory, cfg.auth, services.clock)
     return services
 
 

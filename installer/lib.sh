@@ -11,8 +11,9 @@ APT_PACKAGES=(
   slapd ldap-utils
   poppler-utils
   openssl ca-certificates curl
+  fonts-lxgw-wenkai
 )
-APT_TEST_PACKAGES=(chromium fonts-wqy-microhei postgresql postgresql-client libnss3-tools nginx nftables wireguard-tools iproute2)
+APT_TEST_PACKAGES=(chromium fonts-wqy-microhei postgresql postgresql-client libnss3-tools nginx nftables wireguard-tools iproute2 redis-server)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -23,7 +23,12 @@ from appliance.config import AppConfig, load_config
 from appliance.db import create_db_engine, migrate_database
 from appliance.web import create_app
 
-pytest_plugins: list[str] = ["tests.fixtures.browser"]
+pytest_plugins: list[str] = [
+    "tests.fixtures.browser",
+    "tests.fixtures.hsm",
+    "tests.fixtures.pdfs",
+    "tests.fixtures.ldap",
+]
 
 PG_URL_ENV = "APPLIANCE_TEST_PG_URL"
 

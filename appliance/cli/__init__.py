@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from appliance.cli import core
+from appliance.cli import admin, core, directory, hsm, jobs, ops, pki, signing
 from appliance.cli.common import ApplianceGroup
 
 
@@ -20,5 +20,20 @@ def main(config_path: Path | None) -> None:
     """Operate the e-signature appliance."""
 
 
-for command in (core.init, core.check_config, core.migrate, core.serve, core.version):
+for command in (
+    core.init,
+    core.check_config,
+    core.migrate,
+    core.serve,
+    core.version,
+    ops.backup,
+    ops.restore,
+    hsm.hsm,
+    pki.pki,
+    signing.sign,
+    signing.verify,
+    directory.directory,
+    admin.admin,
+    jobs.jobs,
+):
     main.add_command(command)

@@ -15,6 +15,7 @@ from appliance.models.enums import (
     Routing,
     UserSource,
 )
+from appliance.models.job import JobRun
 from appliance.models.org import Organisation
 from appliance.models.pki import Certificate, Crl, HsmKey, Seal
 from appliance.models.user import ApiToken, LoginThrottle, User, UserRole, UserSession
@@ -32,6 +33,7 @@ __all__ = [
     "Crl",
     "DocumentVersion",
     "HsmKey",
+    "JobRun",
     "KeyPurpose",
     "LoginThrottle",
     "Organisation",

@@ -72,6 +72,8 @@ class CertificateKind(StrEnum):
     APPLIANCE = "appliance"
     TRUST_ROOT = "trust_root"
     """An admin-added external trust anchor (no key in our HSM)."""
+    EXTERNAL_CA = "external_ca"
+    """An intermediate CA of an external chain (no key in our HSM): builds paths, never an anchor."""
 
 
 class CertificateStatus(StrEnum):

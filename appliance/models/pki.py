@@ -62,6 +62,8 @@ class Certificate(Base):
 
 class Crl(Base):
     __tablename__ = "crls"
+    # one CRL per number and issuer: two nodes regenerating at once cannot both publish number n
+    __table_args__ = (UniqueConstraint("issuer_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     issuer_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)

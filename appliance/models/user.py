@@ -19,6 +19,11 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(200), unique=True)
     source: Mapped[UserSource] = mapped_column(enum_column(UserSource, 20))
     directory_dn: Mapped[str | None] = mapped_column(String(1000), unique=True)
+    directory_uuid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    """The directory's immutable id of the person (entryUUID / objectGUID): what a directory
+    row is keyed on, since login names and DNs are reused and moved."""
+    last_directory_check_at: Mapped[datetime | None]
+    """When the directory was last asked whether this person may still sign in."""
     display_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(50))
@@ -87,7 +92,10 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttles"
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    """`account:<username>` or `address:<ip>`."""
+    """What is counted: a client address, a login name or a directory entry, alone or per address
+    (see appliance.auth.throttle)."""
     failures: Mapped[int] = mapped_column(default=0)
     window_started_at: Mapped[datetime]
     locked_until: Mapped[datetime | None]
+    lockouts: Mapped[int] = mapped_column(default=0)
+    """Lockouts in a row without a quiet day between them; each one lasts twice as long."""

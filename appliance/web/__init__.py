@@ -11,11 +11,13 @@ from appliance.config import AppConfig
 from appliance.db import ensure_migrated
 from appliance.services import Services, build_services
 from appliance.web import api, health, pages
+from appliance.web.auth import install_auth
 from appliance.web.context import EXTENSION_KEY
 from appliance.web.errors import install_error_handlers
 from appliance.web.extensions import babel, csrf
 from appliance.web.i18n import select_locale
 from appliance.web.metrics import install_metrics
+from appliance.web.pki import bp as pki_bp
 from appliance.web.proxy import TrustedProxyMiddleware, parse_networks
 from appliance.web.security import install_security
 
@@ -59,5 +61,7 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(pki_bp)
+    install_auth(app, services)
     csrf.exempt(health.bp)
     return app

@@ -15,6 +15,7 @@ from appliance.web.i18n import LOCALE_SESSION_KEY, SUPPORTED_LOCALES
 
 bp = Blueprint("pages", __name__)
 
+
 class LanguageForm(FlaskForm):
     locale = StringField(_l("Language"), validators=[InputRequired(), AnyOf(list(SUPPORTED_LOCALES))])
 

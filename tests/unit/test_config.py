@@ -106,6 +106,31 @@ def test_plain_ldap_needs_explicit_consent(config_file: ConfigFileFactory, tmp_p
     ]
 
 
+@pytest.mark.parametrize(
+    ("servers", "start_tls"), [(["ldap://127.0.0.1:389"], True), (["ldaps://127.0.0.1:636"], False)]
+)
+def test_directory_tls_needs_a_ca_file(
+    config_file: ConfigFileFactory, tmp_path: Path, servers: list[str], start_tls: bool
+) -> None:
+    # without ca_file the operating system's trust store would vouch for the directory
+    pw = tmp_path / "ldap-pw"
+    pw.write_text("pw")
+    directory = {
+        "servers": [{"url": url} for url in servers],
+        "start_tls": start_tls,
+        "allow_plain": not start_tls,
+        "bind_dn": "cn=svc",
+        "bind_password_file": str(pw),
+        "user_base_dn": "dc=example",
+    }
+    [problem] = _problems(config_file(directory=directory))
+    assert problem.startswith("directory.ca_file: required when TLS is used")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    cfg = load_config(config_file(directory={**directory, "ca_file": str(ca)}), environ={})
+    assert cfg.directory is not None and cfg.directory.ca_file == ca
+
+
 def test_not_yaml(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("server: [unclosed\n")

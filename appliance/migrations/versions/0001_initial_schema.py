@@ -24,11 +24,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_chain_head")),
     )
     op.create_table(
+        "job_runs",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("locked_by", sa.String(length=200), nullable=True),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_status", sa.String(length=20), nullable=True),
+        sa.Column("last_summary", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_job_runs")),
+    )
+    op.create_table(
         "login_throttles",
         sa.Column("key", sa.String(length=300), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
         sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lockouts", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttles")),
     )
     op.create_table(
@@ -56,6 +68,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("directory_dn", sa.String(length=1000), nullable=True),
+        sa.Column("directory_uuid", sa.String(length=64), nullable=True),
+        sa.Column("last_directory_check_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("display_name", sa.String(length=200), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("phone", sa.String(length=50), nullable=True),
@@ -77,6 +91,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("directory_dn", name=op.f("uq_users_directory_dn")),
+        sa.UniqueConstraint("directory_uuid", name=op.f("uq_users_directory_uuid")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
     op.create_table(
@@ -281,6 +296,7 @@ def upgrade() -> None:
                 "organisation",
                 "appliance",
                 "trust_root",
+                "external_ca",
                 name="certificatekind",
                 native_enum=False,
                 length=30,
@@ -364,6 +380,7 @@ def upgrade() -> None:
             ["issuer_id"], ["certificates.id"], name=op.f("fk_crls_issuer_id_certificates")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crls")),
+        sa.UniqueConstraint("issuer_id", "number", name=op.f("uq_crls_issuer_id")),
     )
     with op.batch_alter_table("crls", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_crls_issuer_id"), ["issuer_id"], unique=False)
@@ -548,4 +565,5 @@ def downgrade() -> None:
     op.drop_table("users")
     op.drop_table("organisations")
     op.drop_table("login_throttles")
+    op.drop_table("job_runs")
     op.drop_table("audit_chain_head")

@@ -1,0 +1,25 @@
+"""Sign-in, sessions and API tokens: the login domain, without Flask."""
+
+from appliance.auth.errors import RefusalReason, TooManyAttempts
+from appliance.auth.records import (
+    ClientInfo,
+    IssuedToken,
+    LoginResult,
+    Principal,
+    SyncReport,
+    TokenInfo,
+)
+from appliance.auth.service import TOKEN_PREFIX, AuthService
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "AuthService",
+    "ClientInfo",
+    "IssuedToken",
+    "LoginResult",
+    "Principal",
+    "RefusalReason",
+    "SyncReport",
+    "TokenInfo",
+    "TooManyAttempts",
+]

@@ -1,0 +1,49 @@
+"""The jobs this appliance runs on a schedule, and how often."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from appliance.db import transaction
+from appliance.pki.ca import make_context
+from appliance.pki.crl import refresh_crls
+from appliance.services import Services
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: timedelta
+    run: Callable[[Services], str]
+    """Does the work in its own transactions; returns a one-line summary for the log."""
+
+
+def refresh_crls_job(services: Services) -> str:
+    pki_ctx = make_context(services.custody, services.config, services.clock)
+    with transaction(services.sessions) as session:
+        crls = refresh_crls(session, pki_ctx)
+        return ", ".join(f"CRL {crl.number} until {crl.next_update:%Y-%m-%d %H:%M}" for crl in crls)
+
+
+def sync_directory_job(services: Services) -> str:
+    report = services.auth.sync_directory(force=False)
+    return f"refreshed {report.refreshed}, deactivated {report.deactivated}, left {report.left}"
+
+
+def purge_login_throttles_job(services: Services) -> str:
+    return f"purged {services.auth.purge_login_throttles()} expired login counters"
+
+
+def default_jobs(services: Services) -> list[Job]:
+    """The jobs that apply to this configuration (no HSM: no CRLs; no directory: no sync)."""
+    # failed-login counters pile up with every name and address tried (the local
+    # administrator's logins too); keep the table small
+    jobs = [Job("login-throttle-purge", timedelta(hours=1), purge_login_throttles_job)]
+    if services.custody is not None:
+        # well inside the CRL's validity so relying parties never see it lapse
+        jobs.append(Job("crl-refresh", timedelta(hours=1), refresh_crls_job))
+    if services.directory is not None:
+        jobs.append(Job("directory-sync", timedelta(hours=24), sync_directory_job))
+    return jobs

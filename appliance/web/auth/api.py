@@ -1,0 +1,71 @@
+"""/api/v1 endpoints of the login domain: who am I, and API tokens for the mobile app.
+
+Bearer tokens only (no cookies), so the blueprint is exempt from CSRF.
+"""
+
+from __future__ import annotations
+
+import math
+
+from flask import Blueprint, Response, jsonify, request
+from flask_babel import gettext as _
+
+from appliance.auth import TooManyAttempts
+from appliance.errors import InvalidInput
+from appliance.web.auth.principal import auth_service, bearer_principal, client_info
+from appliance.web.context import current_services
+from appliance.web.errors import error_response
+
+bp = Blueprint("auth_api", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/me")
+def me() -> Response:
+    principal = bearer_principal()
+    return jsonify(
+        {
+            "id": principal.user_id,
+            "username": principal.username,
+            "display_name": principal.display_name,
+            "roles": sorted(r.value for r in principal.roles),
+        }
+    )
+
+
+@bp.post("/auth/tokens")
+def issue_token() -> Response:
+    """Sign in with user name and password and receive an API token (shown once)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput(_("Send a JSON object with username, password and name."))
+    username, password = body.get("username"), body.get("password")
+    name = body.get("name") or "API"
+    if not isinstance(username, str) or not isinstance(password, str) or not isinstance(name, str):
+        raise InvalidInput(_("username, password and name must be strings."))
+    try:
+        issued = auth_service().login_for_token(username, password, client_info(), name)
+    except TooManyAttempts as exc:
+        seconds = max(1, math.ceil((exc.retry_at - current_services().clock.now()).total_seconds()))
+        response = error_response(
+            429, exc.code, _("Too many requests"), _("Too many failed sign-in attempts. Try again later.")
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    response = jsonify(
+        {
+            "token": issued.token,
+            "token_id": issued.token_id,
+            "name": issued.name,
+            "expires_at": issued.expires_at.isoformat(),
+        }
+    )
+    response.status_code = 201
+    return response
+
+
+@bp.delete("/auth/tokens/current")
+def revoke_current_token() -> Response:
+    bearer_principal()
+    token = request.headers["Authorization"].partition(" ")[2].strip()
+    auth_service().revoke_presented_token(token, client_info())
+    return Response(status=204)

@@ -1,0 +1,166 @@
+"""Sign-in, sign-out, the account page and API tokens (web pages)."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from appliance.auth import TooManyAttempts
+from appliance.directory import AuthenticationFailed, DirectoryUnavailable
+from appliance.web.auth.forms import LoginForm, PlainForm, TokenForm
+from appliance.web.auth.principal import SessionUser, auth_service, client_info, session_user
+from appliance.web.context import current_services
+
+bp = Blueprint("auth", __name__)
+
+MAX_NEXT_LENGTH = 2000
+
+
+def invalid_login_message() -> str:
+    return _("The user name or password is incorrect, or the account cannot sign in.")
+
+
+def _safe_next(target: str | None) -> str | None:
+    """`target` when it is a path on this site, else None.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash (WHATWG URL),
+    so "/<tab>/evil.example" and "/\\evil.example" would become "//evil.example", another
+    host; a newline would also break the Location header. Such characters are refused
+    outright, then the rest must parse with no scheme and no host and be a single-slash path.
+    """
+    if not target or len(target) > MAX_NEXT_LENGTH:
+        return None
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return target
+
+
+def _render_login(form: LoginForm, status: int = 200, error: str | None = None) -> Response:
+    response = Response(render_template("auth/login.html", form=form, error=error), mimetype="text/html")
+    response.status_code = status
+    return response
+
+
+def _locked_response(form: LoginForm, error: TooManyAttempts) -> Response:
+    now = current_services().clock.now()
+    seconds = max(1, math.ceil((error.retry_at - now).total_seconds()))
+    message = _(
+        "Too many failed sign-in attempts. Try again in %(minutes)d minutes.", minutes=math.ceil(seconds / 60)
+    )
+    response = _render_login(form, 429, message)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response:
+    form = LoginForm()
+    if request.method == "GET":
+        if session_user() is not None:
+            return redirect(url_for("auth.account"), code=303)
+        return _render_login(form)
+    if not form.validate_on_submit():
+        return _render_login(form, 400, _("Enter your user name and password."))
+    # a session of this browser (another person's too) ends when someone signs in here
+    current = session_user()
+    try:
+        result = auth_service().login(
+            form.username.data or "",
+            form.password.data or "",
+            client_info(),
+            previous_session=current.session_token if current is not None else None,
+        )
+    except AuthenticationFailed:
+        return _render_login(form, 401, invalid_login_message())
+    except TooManyAttempts as exc:
+        return _locked_response(form, exc)
+    except DirectoryUnavailable:
+        response = Response(render_template("auth/unavailable.html"), mimetype="text/html")
+        response.status_code = 503
+        response.headers["Retry-After"] = "30"
+        return response
+    locale = session.get("locale")
+    # a fresh cookie content after login: nothing from before survives but the language
+    session.clear()
+    if locale:
+        session["locale"] = locale
+    session.permanent = True
+    login_user(SessionUser(result.principal, result.session_token), remember=False)
+    target = _safe_next(request.args.get("next")) or url_for("auth.account")
+    return redirect(target, code=303)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    form = PlainForm()
+    user = session_user()
+    if form.validate_on_submit() and user is not None:
+        auth_service().logout(user.session_token, client_info())
+    logout_user()
+    locale = session.get("locale")
+    session.clear()
+    if locale:
+        session["locale"] = locale
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.get("/account")
+@login_required  # type: ignore[misc]
+def account() -> str:
+    user = session_user()
+    assert user is not None
+    tokens = auth_service().list_tokens(user.principal.user_id)
+    return render_template(
+        "auth/account.html",
+        principal=user.principal,
+        tokens=tokens,
+        token_form=TokenForm(),
+        plain_form=PlainForm(),
+        now=current_services().clock.now(),
+    )
+
+
+@bp.post("/account/tokens")
+@login_required  # type: ignore[misc]
+def create_token() -> Response | str:
+    user = session_user()
+    assert user is not None
+    form = TokenForm()
+    if not form.validate_on_submit():
+        flash(_("Give the token a name and enter your password."), "error")
+        return redirect(url_for("auth.account"), code=303)
+    try:
+        issued = auth_service().create_token_with_password(
+            user.principal.user_id, form.password.data or "", form.name.data or "", client_info()
+        )
+    except AuthenticationFailed:
+        flash(_("The password is incorrect; no token was created."), "error")
+        return redirect(url_for("auth.account"), code=303)
+    except TooManyAttempts:
+        flash(_("Too many failed sign-in attempts. Try again later."), "error")
+        return redirect(url_for("auth.account"), code=303)
+    except DirectoryUnavailable:
+        flash(_("The company directory cannot check your password right now; try again later."), "error")
+        return redirect(url_for("auth.account"), code=303)
+    # shown once, on this response only; never stored in the session
+    return render_template("auth/token_created.html", issued=issued, principal=user.principal)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required  # type: ignore[misc]
+def revoke_token(token_id: int) -> Response:
+    user = session_user()
+    assert user is not None
+    if PlainForm().validate_on_submit():
+        auth_service().revoke_token(user.principal.user_id, token_id, client_info())
+        flash(_("The token is revoked."), "info")
+    return redirect(url_for("auth.account"), code=303)

@@ -1,0 +1,193 @@
+"""A signing environment on the real SoftHSM2 token: the appliance PKI (root, issuing CA, TSA,
+keys in the HSM), a person's key and certificate, and an NSS database for pdfsig that trusts
+the test root and knows the current CRLs."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from asn1crypto import x509 as asn1_x509
+from pyhanko.sign.signers import Signer
+from pyhanko.sign.timestamps import TimeStamper
+from sqlalchemy import select
+
+from appliance.clock import SystemClock
+from appliance.config import AppConfig, load_config
+from appliance.db import create_db_engine, migrate_database
+from appliance.models.enums import CertificateKind, RevocationReason
+from appliance.models.pki import Certificate, Crl
+from appliance.pki import certs
+from appliance.pki.bootstrap import init_pki
+from appliance.pki.ca import make_context
+from appliance.pki.issue import IssuedCertificate, issue_certificate
+from appliance.pki.revoke import revoke_certificate
+from appliance.services import Services, build_services
+from appliance.signing.documents import resolve_timestamper
+from appliance.signing.trust import TrustMaterial, load_chain, load_trust_material
+from tests.conftest import require_backend
+from tests.fixtures.hsm import SoftHsm, hsm_section
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+
+@dataclass
+class SigningEnv:
+    config: AppConfig
+    config_path: Path
+    services: Services
+    root_der: bytes
+    person: IssuedCertificate
+    workdir: Path
+
+    def trust(self) -> TrustMaterial:
+        with self.services.sessions() as session:
+            return load_trust_material(session)
+
+    def timestamper(self) -> TimeStamper:
+        stamper = resolve_timestamper(
+            self.config, self.services.custody, self.services.sessions, self.services.clock
+        )
+        assert stamper is not None
+        return stamper
+
+    def issue_person(self, name: str) -> IssuedCertificate:
+        ctx = make_context(self.services.custody, self.config, SystemClock())
+        with self.services.sessions.begin() as session:
+            issued = issue_certificate(
+                session,
+                ctx,
+                kind=CertificateKind.PERSON,
+                subject=certs.SubjectInfo(common_name=name, organisation="Example Corp"),
+            )
+            session.expunge(issued.row)
+        return issued
+
+    def revoke(self, issued: IssuedCertificate) -> None:
+        ctx = make_context(self.services.custody, self.config, SystemClock())
+        with self.services.sessions.begin() as session:
+            revoke_certificate(session, ctx, issued.row.id, RevocationReason.KEY_COMPROMISE)
+
+    @contextmanager
+    def signer(self, issued: IssuedCertificate | None = None) -> Iterator[Signer]:
+        issued = issued or self.person
+        assert self.services.custody is not None
+        with self.services.sessions() as session:
+            row = session.get(Certificate, issued.row.id)
+            assert row is not None
+            chain = load_chain(session, row)
+        with self.services.custody.pdf_signer(issued.key, issued.certificate, chain) as signer:
+            yield signer
+
+    def nss_dir(self) -> Path:
+        """A fresh NSS database trusting the root ("CT,C,C") with every current CRL imported."""
+        require_backend("certutil", shutil.which("certutil") is not None, "apt-get install libnss3-tools")
+        nss = self.workdir / f"nss-{secrets.token_hex(4)}"
+        nss.mkdir()
+        subprocess.run(["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"], check=True, timeout=60)
+        (nss / "root.der").write_bytes(self.root_der)
+        subprocess.run(
+            [
+                "certutil",
+                "-A",
+                "-d",
+                f"sql:{nss}",
+                "-n",
+                "appliance-root",
+                "-t",
+                "CT,C,C",
+                "-i",
+                nss / "root.der",
+            ],
+            check=True,
+            timeout=60,
+        )
+        with self.services.sessions() as session:
+            crls = [crl.der for crl in session.scalars(select(Crl).order_by(Crl.number)).all()]
+        for index, der in enumerate(crls):
+            path = nss / f"crl-{index}.der"
+            path.write_bytes(der)
+            # NSS's path validation (pdfsig) wants a CRL for a certificate that names a CRL DP
+            subprocess.run(
+                ["crlutil", "-I", "-d", f"sql:{nss}", "-i", path, "-B"],
+                check=True,
+                timeout=60,
+                capture_output=True,
+            )
+        return nss
+
+
+def run_pdfsig(nss: Path, pdf: Path) -> str:
+    require_backend("pdfsig", shutil.which("pdfsig") is not None, "apt-get install poppler-utils")
+    result = subprocess.run(
+        ["pdfsig", "-nssdir", f"sql:{nss}", "-no-ocsp", str(pdf)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.stdout + result.stderr
+
+
+def pdfsig_blocks(output: str) -> list[str]:
+    """One text block per signature, in file order."""
+    parts = output.split("Signature #")[1:]
+    return parts
+
+
+@pytest.fixture(scope="session")
+def signing_env(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, custody: Any) -> SigningEnv:
+    base = tmp_path_factory.mktemp("signing")
+    (base / "blobs").mkdir()
+    secret = base / "session-secret"
+    secret.write_text(secrets.token_urlsafe(48))
+    raw: dict[str, Any] = {
+        "private_cloud_address": "http://127.0.0.1:9",
+        "network": {"allowed_networks": ["127.0.0.0/8"]},
+        "database": {"url": f"sqlite:///{base}/appliance.db"},
+        "storage": {"path": str(base / "blobs")},
+        "auth": {"session_secret_file": str(secret)},
+        "hsm": hsm_section(softhsm),
+    }
+    config_path = base / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    config = load_config(config_path, environ={})
+    migrate_database(create_db_engine(config.database))
+    services = build_services(config)
+    ctx = make_context(services.custody, config, SystemClock())
+    with services.sessions.begin() as session:
+        summary = init_pki(session, ctx)
+        root_der = summary.root.der
+    env = SigningEnv(
+        config=config,
+        config_path=config_path,
+        services=services,
+        root_der=root_der,
+        person=None,  # type: ignore[arg-type]
+        workdir=base,
+    )
+    env.person = env.issue_person("Zhang San")
+    return env
+
+
+@pytest.fixture
+def fixed_clock() -> FixedClock:
+    return FixedClock(datetime.now(UTC))
+
+
+def load_cert(der: bytes) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(der)

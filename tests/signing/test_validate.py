@@ -1,0 +1,150 @@
+"""The validation report on foreign and malformed files (security-test-plan B1: P01, P05, P06, P16).
+
+The foreign signer here is a software key with a self-signed certificate: it stands for a
+PDF signed elsewhere, which is input to the validator, not a replacement for our HSM.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import signers
+from pyhanko.sign.fields import SigSeedSubFilter
+
+from appliance.signing import Coverage, PdfRejected, RejectReason, TrustMaterial, Verdict, validate_pdf
+from appliance.signing import validate as validate_module
+from tests.fixtures.pdfs import encrypted_pdf, make_pdf
+from tests.signing.conftest import FixedClock
+
+NOW = datetime.now(UTC)
+
+
+def _self_signed() -> tuple[asn1_x509.Certificate, asn1_keys.PrivateKeyInfo]:
+    key = rsa.generate_private_key(65537, 2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Foreign Signer")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), True)
+        .sign(key, hashes.SHA256())
+    )
+    der_key = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return (
+        asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+        asn1_keys.PrivateKeyInfo.load(der_key),
+    )
+
+
+@pytest.fixture(scope="module")
+def foreign() -> tuple[asn1_x509.Certificate, bytes]:
+    cert, key = _self_signed()
+    signer = signers.SimpleSigner(signing_cert=cert, signing_key=key, cert_registry=None)
+    out = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(make_pdf())),
+        signers.PdfSignatureMetadata(field_name="Sig1", subfilter=SigSeedSubFilter.PADES),
+        signer=signer,
+    )
+    return cert, out.getvalue()
+
+
+def _report(data: bytes, trust: TrustMaterial):
+    return validate_pdf(io.BytesIO(data), trust, FixedClock(NOW))
+
+
+def test_foreign_signer_is_not_trusted(foreign) -> None:
+    _cert, data = foreign
+    report = _report(data, TrustMaterial(roots=()))
+    assert report.verdict is Verdict.INVALID
+    (sig,) = report.signatures
+    assert sig.intact and sig.cryptographically_valid  # the maths is fine ...
+    assert not sig.trusted and "untrusted" in sig.problems  # ... but nobody we trust vouches for it
+    assert sig.signer == "Foreign Signer"
+
+
+def test_foreign_signer_valid_once_an_admin_trusts_its_root(foreign) -> None:
+    cert, data = foreign
+    report = _report(data, TrustMaterial(roots=(cert,)))
+    assert report.verdict is Verdict.VALID, report.signatures[0].problems
+    assert report.signatures[0].coverage is Coverage.ENTIRE_FILE
+
+
+def test_uncovered_tail_bytes_make_the_signature_partial(foreign) -> None:
+    cert, data = foreign
+    report = _report(data + b"\n% appended garbage after the signed revision\n", TrustMaterial(roots=(cert,)))
+    assert report.verdict is Verdict.INVALID
+    (sig,) = report.signatures
+    assert not sig.covers_whole_document
+    assert sig.coverage is not Coverage.ENTIRE_FILE
+
+
+def test_emptied_contents_is_invalid_not_unknown(foreign) -> None:
+    cert, data = foreign
+    # universal signature forgery: the /Contents hex string replaced by zeros of the same length
+    broken = re.sub(
+        rb"/Contents <([0-9a-fA-F]+)>", lambda m: b"/Contents <" + b"0" * len(m.group(1)) + b">", data
+    )
+    assert broken != data
+    report = _report(broken, TrustMaterial(roots=(cert,)))
+    assert report.verdict is Verdict.INVALID
+    assert not report.signatures[0].valid
+
+
+def test_byterange_pointing_elsewhere_is_invalid(foreign) -> None:
+    cert, data = foreign
+    match = re.search(rb"/ByteRange \[(\d+) (\d+) (\d+) (\d+)\s*\]", data)
+    assert match is not None
+    a, b, c, d = (int(x) for x in match.groups())
+    forged = f"/ByteRange [{a} {b} {c + 10} {d - 10}]".encode()
+    forged = forged.ljust(len(match.group(0)))
+    broken = data[: match.start()] + forged + data[match.end() :]
+    report = _report(broken, TrustMaterial(roots=(cert,)))
+    assert report.verdict is Verdict.INVALID
+
+
+def test_validator_never_skips_difference_analysis() -> None:
+    source = inspect.getsource(validate_module)
+    assert "skip_diff=False" in source
+    assert "skip_diff=True" not in source
+
+
+def test_unsigned_pdf_has_no_signatures() -> None:
+    assert _report(make_pdf(), TrustMaterial(roots=())).verdict is Verdict.NO_SIGNATURES
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"", RejectReason.EMPTY), (b"GIF89a", RejectReason.NOT_PDF), (None, RejectReason.ENCRYPTED)],
+)
+def test_unreadable_input_is_rejected(data: bytes | None, reason: RejectReason) -> None:
+    with pytest.raises(PdfRejected) as refused:
+        _report(encrypted_pdf() if data is None else data, TrustMaterial(roots=()))
+    assert refused.value.reason is reason
+
+
+def test_report_json_is_plain(foreign) -> None:
+    import json
+
+    cert, data = foreign
+    as_json = _report(data, TrustMaterial(roots=(cert,))).to_json()
+    text = json.dumps(as_json)
+    assert as_json["verdict"] == "valid"
+    assert as_json["signatures"][0]["coverage"] == "entire_file"
+    assert "Foreign Signer" in text
