@@ -474,8 +474,15 @@ class AuthService:
 
     def resolve_session(self, token: str) -> Principal | None:
         """The person behind a session id from a cookie, or None when it is not (or no longer) valid."""
+        return self._resolve_with_recheck(self._resolve_session_once, token)
+
+    def _resolve_with_recheck(
+        self, resolve_once: Callable[[str], Principal | _RecheckDue | None], token: str
+    ) -> Principal | None:
+        # A due directory re-check runs outside the resolving transaction; a second
+        # pass then sees its result.
         for _ in range(2):
-            outcome = self._resolve_session_once(token)
+            outcome = resolve_once(token)
             if not isinstance(outcome, _RecheckDue):
                 return outcome
             if not self._recheck(outcome):
@@ -573,13 +580,7 @@ class AuthService:
         """The owner of an API token, or None when it is not (or no longer) valid."""
         if not token.startswith(TOKEN_PREFIX):
             return None
-        for _ in range(2):
-            outcome = self._resolve_token_once(token)
-            if not isinstance(outcome, _RecheckDue):
-                return outcome
-            if not self._recheck(outcome):
-                return None
-        return None
+        return self._resolve_with_recheck(self._resolve_token_once, token)
 
     def _resolve_token_once(self, token: str) -> Principal | _RecheckDue | None:
         now = self._clock.now()
