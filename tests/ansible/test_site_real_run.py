@@ -1,12 +1,16 @@
-"""The whole playbook for real on this machine: SQLite, SoftHSM2, gunicorn and nginx on
-free loopback ports, everything under a throwaway root. Then /readyz through nginx over
-TLS, a second run and a check-mode run that change nothing, an upgrade, and an upgrade
-whose migration fails (the old version keeps serving).
+"""The IT admin's path for real on this machine: installer/build-bundle makes the offline
+bundle (without the network: from a local folder of wheels, inside a network namespace of
+its own), the bundle is unpacked and its `install` runs the playbook: SQLite, SoftHSM2,
+gunicorn and nginx on free loopback ports, everything under a throwaway root. Then /readyz
+through nginx over TLS, a second run and a check-mode run that change nothing, the backup
+and scheduled-jobs commands as the service user, an upgrade, and an upgrade whose
+migration fails (the old version keeps serving).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pwd
 import re
 import secrets
@@ -23,16 +27,8 @@ import yaml
 
 from appliance import __version__
 from appliance.db import head_revision
-from tests.ansible.conftest import (
-    ANSIBLE_DIR,
-    VENV_BIN,
-    PlayResult,
-    free_port,
-    require_tools,
-    run_playbook,
-    write_local_inventory,
-)
-from tests.ansible.wheelhouse import build_appliance_wheel, build_wheelhouse, copy_source
+from tests.ansible.conftest import REPO, VENV_BIN, PlayResult, ansible_env, free_port, require_tools
+from tests.ansible.wheelhouse import add_requirements, build_appliance_wheel, build_wheelhouse, copy_source
 
 pytestmark = pytest.mark.slow
 
@@ -42,21 +38,55 @@ SERVER_NAME = "appliance.test"
 @dataclass
 class Site:
     root: Path
-    inventory: Path
+    bundle: Path
     vars_file: Path
+    secrets_file: Path
     variables: dict[str, Any]
     https_port: int
     http_port: int
-    secrets: dict[str, str]
     workdir: Path
 
     def run(self, *args: str, **overrides: Any) -> PlayResult:
-        vars_file = self.vars_file
+        """The unpacked bundle's `install` with the test's settings; `overrides` and `args`
+        go to ansible-playbook after `--`, as an admin would pass them."""
+        extra: list[str] = []
         if overrides:
-            vars_file = self.workdir / f"vars-{secrets.token_hex(4)}.yml"
-            vars_file.write_text(yaml.safe_dump({**self.variables, **overrides}))
-        return run_playbook(
-            ANSIBLE_DIR / "site.yml", self.inventory, vars_file, self.workdir / "ansible-home", *args
+            more = self.workdir / f"overrides-{secrets.token_hex(4)}.yml"
+            more.write_text(yaml.safe_dump(overrides))
+            extra = ["-e", f"@{more}"]
+        return run_install(self, *extra, *args)
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """The secrets `install` generated on its first run."""
+        values = yaml.safe_load(self.secrets_file.read_text())
+        return {
+            "session": values["appliance_session_secret"],
+            "pin": values["appliance_hsm_pin"],
+            "so_pin": values["appliance_hsm_so_pin"],
+        }
+
+    def appliance(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The installed version's CLI as the service user, as the timer and a backup job run it."""
+        return subprocess.run(
+            [
+                "runuser",
+                "-u",
+                self.variables["appliance_user"],
+                "--",
+                str(self.root / "opt/appliance/current/bin/appliance"),
+                "--config",
+                str(self.root / "etc/appliance/config.yaml"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={
+                "SOFTHSM2_CONF": self.variables["appliance_environment"]["SOFTHSM2_CONF"],
+                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            },
         )
 
     @property
@@ -112,15 +142,73 @@ def appliance_commands() -> str:
     ).stdout
 
 
-def site_variables(
-    root: Path, user: str, ports: dict[str, int], wheelhouse: Path, pins: dict[str, str]
-) -> dict[str, Any]:
+def run_install(site: Site, *playbook_args: str, timeout: int = 900) -> PlayResult:
+    # An admin's environment: Debian's tools first, not this test venv (install brings its
+    # own ansible-core from the bundle's controller-wheels).
+    env = {k: v for k, v in ansible_env(site.workdir / "ansible-home").items() if k != "VIRTUAL_ENV"}
+    env.pop("ANSIBLE_CONFIG")
+    env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    result = subprocess.run(
+        [
+            str(site.bundle / "install"),
+            "--vars",
+            str(site.vars_file),
+            "--secrets",
+            str(site.secrets_file),
+            "--controller-venv",
+            str(site.workdir / "controller-venv"),
+            "--",
+            *playbook_args,
+        ],
+        cwd=site.bundle,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PlayResult(result.returncode, result.stdout + result.stderr)
+
+
+def build_bundle(workdir: Path) -> Path:
+    """installer/build-bundle from a local folder of wheels, with no network at all (its own
+    empty network namespace), unpacked as on the target; returns the bundle folder."""
+    wheels = build_wheelhouse(workdir / "wheels", copy_source(workdir / "src"))
+    # The controller's ansible-core, and `wheel` for the build venv.
+    add_requirements(wheels, ["ansible-core", "wheel"])
+    built = subprocess.run(
+        [
+            "unshare",
+            "--net",
+            str(REPO / "installer/build-bundle"),
+            "--output",
+            str(workdir / "dist"),
+            "--find-links",
+            str(wheels),
+            "--no-index",
+            "--no-build-isolation",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    archive = workdir / "dist" / f"appliance-bundle-{__version__}.tar.gz"
+    unpacked = workdir / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-C", str(unpacked), "-xzf", str(archive)], check=True)
+    archive.unlink()
+    shutil.rmtree(wheels)
+    return unpacked / f"appliance-bundle-{__version__}"
+
+
+def site_variables(root: Path, user: str, ports: dict[str, int]) -> dict[str, Any]:
+    """Settings for the vars file; the version, wheelhouse and secrets come from `install`."""
     has_pki = "  pki " in appliance_commands()
     softhsm_conf = str(root / "etc/softhsm/softhsm2.conf")
     return {
         # appliance
-        "appliance_version": __version__,
-        "appliance_wheelhouse": str(wheelhouse),
         "appliance_manage_packages": False,
         "appliance_user": user,
         "appliance_group": user,
@@ -134,13 +222,10 @@ def site_variables(
         "appliance_server_port": ports["gunicorn"],
         "appliance_allowed_networks": ["127.0.0.0/8"],
         "appliance_trusted_proxies": ["127.0.0.1/32"],
-        "appliance_session_secret": pins["session"],
-        "appliance_hsm_pin": pins["pin"],
         # The PKI commands come with another issue; call them once they exist.
         "appliance_pki_init": has_pki,
         # HSM
         "appliance_hsm_provider": "softhsm",
-        "appliance_hsm_so_pin": pins["so_pin"],
         "appliance_hsm_user": user,
         "appliance_hsm_group": user,
         "appliance_hsm_manage_packages": False,
@@ -219,9 +304,11 @@ def stop_servers(site: Site) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    require_tools("nginx", "nft", "systemd-analyze", "softhsm2-util", "start-stop-daemon", "curl", "runuser")
+    require_tools(
+        "nginx", "nft", "systemd-analyze", "softhsm2-util", "start-stop-daemon", "curl", "runuser", "unshare"
+    )
     workdir = tmp_path_factory.mktemp("ansible-site")
-    wheelhouse = build_wheelhouse(workdir / "wheelhouse", copy_source(workdir / "src"))
+    bundle = build_bundle(workdir)
     root = Path(
         subprocess.run(
             ["mktemp", "-d", "/var/tmp/appliance-site-XXXXXX"], capture_output=True, text=True, check=True
@@ -230,22 +317,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root.chmod(0o755)
     user = f"apl{secrets.token_hex(4)}"
     ports = {"gunicorn": free_port(), "https": free_port(), "http": free_port()}
-    pins = {
-        "session": secrets.token_urlsafe(48),
-        "pin": secrets.token_hex(6),
-        "so_pin": secrets.token_hex(6),
-    }
-    variables = site_variables(root, user, ports, wheelhouse, pins)
+    variables = site_variables(root, user, ports)
     vars_file = workdir / "vars.yml"
     vars_file.write_text(yaml.safe_dump(variables))
     site = Site(
         root=root,
-        inventory=write_local_inventory(workdir / "inventory.yml"),
+        bundle=bundle,
         vars_file=vars_file,
+        # Not there yet: `install` generates it on the first run.
+        secrets_file=workdir / "etc" / "install-secrets.yml",
         variables=variables,
         https_port=ports["https"],
         http_port=ports["http"],
-        secrets=pins,
         workdir=workdir,
     )
     try:
@@ -255,6 +338,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         subprocess.run(["userdel", user], capture_output=True, check=False)
         subprocess.run(["groupdel", user], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
+        # The unpacked bundle and the controller venv are a few hundred MB.
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +349,35 @@ def installed(site: Site) -> PlayResult:
     assert first.changed > 0
     site.wait_ready()
     return first
+
+
+def test_bundle_holds_everything_an_offline_install_needs(site: Site, installed: PlayResult) -> None:
+    bundle = site.bundle
+    assert (bundle / "VERSION").read_text().strip() == __version__
+    assert os.access(bundle / "install", os.X_OK) and (bundle / "ansible/site.yml").is_file()
+    assert (bundle / "collections").is_dir() and (bundle / "INSTALL.md").is_file()
+    checked = subprocess.run(
+        ["sha256sum", "--check", "--strict", "SHA256SUMS"],
+        cwd=bundle / "wheelhouse",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"esign_appliance-{__version__}-py3-none-any.whl: OK" in checked.stdout
+    assert list((bundle / "controller-wheels").glob("ansible_core-*.whl"))
+    packages = (bundle / "debs/packages.txt").read_text().split()
+    for package in ("python3-venv", "nginx", "nftables", "softhsm2", "sqlite3", "poppler-utils"):
+        assert package in packages
+    download = bundle / "debs/download-debs.sh"
+    assert os.access(download, os.X_OK)
+    assert subprocess.run(["sh", "-n", str(download)], check=False).returncode == 0
+    # install took the version and the wheels from the bundle, ansible-core from its wheels.
+    assert (site.root / f"opt/appliance/venvs/{__version__}/bin/appliance").exists()
+    assert (site.workdir / "controller-venv/bin/ansible-playbook").exists()
+    stamp = (site.workdir / "controller-venv/.bundle-wheels").read_text().split()
+    assert stamp == sorted(p.name for p in (bundle / "controller-wheels").iterdir())
+    assert site.secrets_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_first_run_installs_and_serves_readyz_through_nginx_over_tls(
@@ -405,30 +519,23 @@ def test_firewall_ruleset_was_rendered_and_checked_not_loaded(site: Site, instal
 
 
 def test_backup_runs_as_the_service_user_in_the_installed_version(site: Site, installed: PlayResult) -> None:
-    user = site.variables["appliance_user"]
-    result = subprocess.run(
-        [
-            "runuser",
-            "-u",
-            user,
-            "--",
-            str(site.root / "opt/appliance/current/bin/appliance"),
-            "--config",
-            str(site.root / "etc/appliance/config.yaml"),
-            "backup",
-            "--output",
-            str(site.root / "var/lib/appliance/backups"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            "SOFTHSM2_CONF": site.variables["appliance_environment"]["SOFTHSM2_CONF"],
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        },
-    )
+    result = site.appliance("backup", "--output", str(site.root / "var/lib/appliance/backups"))
     assert result.returncode == 0, result.stderr
     assert "sha256 " in result.stdout
+
+
+def test_the_timers_jobs_command_runs_as_the_service_user(site: Site, installed: PlayResult) -> None:
+    # The exact command appliance-jobs.service runs (see the unit test above).
+    ran = site.appliance("jobs", "run-due")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    outcomes = dict(line.split(": ", 1) for line in ran.stdout.splitlines())
+    assert outcomes["login-throttle-purge"].startswith("done")
+    assert outcomes["crl-refresh"].startswith("done")  # SoftHSM2 is configured: CRLs are kept fresh
+    listed = site.appliance("jobs", "list")
+    assert listed.returncode == 0, listed.stderr
+    for name in outcomes:
+        line = next(line for line in listed.stdout.splitlines() if line.startswith(name))
+        assert "last done at" in line, listed.stdout
 
 
 def broken_migration(head: str) -> str:
@@ -451,7 +558,8 @@ def downgrade() -> None:
 def test_upgrade_switches_version_and_a_failed_migration_keeps_the_old_one(
     site: Site, installed: PlayResult
 ) -> None:
-    wheelhouse = Path(site.variables["appliance_wheelhouse"])
+    # A newer wheel in the bundle's wheelhouse, chosen with -e as an admin would override it.
+    wheelhouse = site.bundle / "wheelhouse"
     good = f"{__version__}.post1"
     build_appliance_wheel(copy_source(site.workdir / "src-good", version=good), wheelhouse)
     upgraded = site.run(appliance_version=good)

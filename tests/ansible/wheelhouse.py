@@ -74,6 +74,14 @@ def build_wheelhouse(target: Path, source: Path, python: str = "/usr/bin/python3
     requires = [
         line.split(":", 1)[1].strip() for line in meta_text.splitlines() if line.startswith("Requires-Dist:")
     ]
+    add_requirements(target, requires, python)
+    return target
+
+
+def add_requirements(target: Path, requires: list[str], python: str = "/usr/bin/python3") -> Path:
+    """Re-packed wheels for `requires` and everything they depend on (for `python`'s markers),
+    e.g. ansible-core and `wheel` for installer/build-bundle --no-index."""
+    target.mkdir(parents=True, exist_ok=True)
     for dist in _dependency_closure(requires, python):
         _repack(dist, target)
     return target
