@@ -8,9 +8,11 @@ The signature size is reserved up front, so the HSM signs each document once.
 
 Cost per document (see bench/sign.py): the input is read once (copied into the output while
 its sha256 is taken) and parsed once (preflight and the incremental writer share the
-reader); pyHanko appends the update in place and hashes the byte range once; the output's
-sha256 continues the input's digest over the appended bytes only; the signer's chain is
-validated once, and that result is what the validation data in the file is built from.
+reader); pyHanko appends the update in place; the byte-range digest and the output's sha256
+both continue the input's digest over the appended bytes only, so the document is hashed
+once; the signer's chain is validated (hard-fail CRLs) at most once, and the validated path
+is reused by later signatures only while the certificate, chain, anchors and CRLs are
+byte-identical and a minute has not passed (appliance.signing.pathcache).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +32,11 @@ from typing import BinaryIO
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.misc import DEFAULT_CHUNK_SIZE, PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import FieldMDPAction, FieldMDPSpec, MDPPerm, SigFieldSpec, SigSeedSubFilter
 from pyhanko.sign.general import SigningError
+from pyhanko.sign.signers.pdf_byterange import PdfByteRangeDigest, PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
 from pyhanko.sign.timestamps import TimeStamper
@@ -53,6 +56,7 @@ from appliance.clock import Clock
 from appliance.errors import ApplianceError
 from appliance.signing.appearance import Appearance, check_placement, stamp_style
 from appliance.signing.errors import CertificateNotUsable, PdfRejected, RejectReason, SigningFailed
+from appliance.signing.pathcache import SIGNER_PATHS
 from appliance.signing.preflight import DEFAULT_MAX_PAGES, PdfFacts, inspect_pdf, open_strict_reader
 from appliance.signing.trust import TrustMaterial
 
@@ -67,8 +71,12 @@ TIMESTAMP_RESERVE = 10 * 1024
 
 COPY_CHUNK = 1024 * 1024
 """Chunk size for copying a file-backed input into the output (a BytesIO input is not chunked)."""
-APPEND_ROOM = 1024 * 1024
-"""Spare capacity given to an in-memory output for the appended update (signature, DSS)."""
+APPEND_ROOM = 128 * 1024
+"""Spare capacity given to an in-memory output for the appended update (signature, DSS).
+
+An invisible or simply stamped signature appends a few tens of KiB (twice the /Contents
+reservation in hex, the DSS, the xref); a larger update grows the buffer once. Every byte of
+room is zero-filled up front, so a generous room costs time on every document."""
 
 
 class PadesLevel(StrEnum):
@@ -260,7 +268,7 @@ def _sign_into(
             new_field_spec=field_spec,
         )
         reserve = _bytes_to_reserve(certificate, chain, timestamper is not None)
-        asyncio.run(_sign(pdf_signer, writer, certificate, context, reserve, now, size))
+        asyncio.run(_sign(pdf_signer, writer, certificate, trust, context, reserve, now, input_digest, size))
 
     # The first `size` bytes of the output are the copy hashed above (the update is appended
     # after them), so the output's digest continues from that state over the new bytes only.
@@ -375,18 +383,23 @@ async def _sign(
     pdf_signer: signers.PdfSigner,
     writer: IncrementalPdfFileWriter,
     certificate: asn1_x509.Certificate,
+    trust: TrustMaterial,
     context: ValidationContext,
     bytes_reserved: int,
     now: datetime,
+    input_digest: hashlib._Hash,
     input_size: int,
 ) -> None:
     # pyHanko's own sign_pdf, step by step, so that the signing time comes from our clock,
     # the signature size is the reservation (no dummy signature to measure it), the update
     # is appended to the stream the writer reads (in place: the document is not copied a
-    # second time) and the signer's chain is validated once.
+    # second time), the signer's chain is validated once, and the byte-range digest continues
+    # from the input's digest (the document is hashed once, not twice).
     session = pdf_signer.init_signing_session(writer, existing_fields_only=False)
     session.system_time = now
-    signer_path = await _validate_signer(certificate, pdf_signer.signer.cert_registry, context)
+    signer_path = await _validated_signer_path(
+        certificate, pdf_signer.signer.cert_registry, trust, context, now
+    )
 
     async def validated_signer_path(_context: ValidationContext, _key_usage: object) -> ValidationPath:
         return signer_path
@@ -398,6 +411,7 @@ async def _sign(
     session._perform_presign_signer_validation = validated_signer_path  # type: ignore[method-assign]
     validation_info = await session.perform_presign_validation(writer)
     tbs = session.prepare_tbs_document(validation_info=validation_info, bytes_reserved=bytes_reserved)
+    _digest_from_input(writer, input_digest, input_size)
     prepared, result_output = tbs.digest_tbs_document(in_place=True)
     if prepared.reserved_region_start < input_size:
         # an incremental update never touches the original bytes; the output digest relies on it
@@ -410,6 +424,79 @@ async def _sign(
         ),
     )
     await post_signing.post_signature_processing(result_output)
+
+
+def _digest_from_input(
+    writer: IncrementalPdfFileWriter, input_digest: hashlib._Hash, input_size: int
+) -> None:
+    """Make pyHanko's byte-range digest continue from the input's digest instead of re-reading.
+
+    The signed byte range is [0, /Contents start) + [/Contents end, EOF). Its first `input_size`
+    bytes are the input copied (and hashed) by `_copy_hashed`, which an incremental update
+    never rewrites, so the digest is the input's digest state updated over the appended bytes
+    only: the same value pyHanko computes, without a second pass over the whole document.
+    This replaces `fill` (hash, then fill in the CMS) on the one signature object of this
+    update; if pyHanko's layout ever differs from what is expected here, nothing is replaced
+    and pyHanko hashes the whole range itself (slower, same result).
+    """
+    placeholders = [obj for obj in writer.objects.values() if isinstance(obj, PdfByteRangeDigest)]
+    if len(placeholders) != 1 or input_digest.name != DIGEST_ALGORITHM:
+        return
+    (placeholder,) = placeholders
+    original_fill = placeholder.fill
+
+    def fill(
+        fill_writer: IncrementalPdfFileWriter,
+        md_algorithm: str,
+        in_place: bool = False,
+        output: BinaryIO | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> Generator[object, object, None]:
+        if fill_writer is not writer or not in_place or md_algorithm != DIGEST_ALGORITHM:
+            yield from original_fill(fill_writer, md_algorithm, in_place, output, chunk_size)
+            return
+        # as pyHanko's fill: append the update in place, then write the /ByteRange offsets
+        writer.digest_aware_write = True
+        stream = writer.prev.stream
+        writer.write_in_place()
+        eof = stream.tell()
+        sig_start, sig_end = placeholder.contents.offsets
+        if sig_start < input_size:
+            raise SigningFailed("the signature would overlap the original document; not signed")
+        placeholder.byte_range.fill_offsets(stream, sig_start, sig_end, eof)
+        digest = input_digest.copy()
+        stream.seek(input_size)
+        digest.update(stream.read(sig_start - input_size))
+        stream.seek(sig_end)
+        digest.update(stream.read(eof - sig_end))
+        prepared = PreparedByteRangeDigest(
+            document_digest=digest.digest(), reserved_region_start=sig_start, reserved_region_end=sig_end
+        )
+        cms_data = yield prepared, stream
+        yield prepared.fill_with_cms(stream, cms_data)
+
+    placeholder.fill = fill  # type: ignore[method-assign,assignment]
+
+
+async def _validated_signer_path(
+    certificate: asn1_x509.Certificate,
+    intermediates: Iterable[asn1_x509.Certificate],
+    trust: TrustMaterial,
+    context: ValidationContext,
+    now: datetime,
+) -> ValidationPath:
+    """The signer's validated path, from the process cache while its inputs are unchanged.
+
+    See `appliance.signing.pathcache`: the key covers the certificate, the chain, the trust
+    anchors and every CRL, so a new CRL or anchor means a fresh (hard-fail) validation.
+    """
+    intermediates = tuple(intermediates)
+    key = SIGNER_PATHS.key(certificate, intermediates, trust, now)
+    path = SIGNER_PATHS.get(key, now)
+    if path is None:
+        path = await _validate_signer(certificate, intermediates, context)
+        SIGNER_PATHS.put(key, path, trust, now)
+    return path
 
 
 def _chain_of(

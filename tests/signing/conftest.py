@@ -118,7 +118,12 @@ class SigningEnv:
             timeout=60,
         )
         with self.services.sessions() as session:
-            crls = [crl.der for crl in session.scalars(select(Crl).order_by(Crl.number)).all()]
+            # only the newest CRL of each issuer: NSS refuses a second CRL of an issuer whose
+            # thisUpdate is not later (same second) than the one it already holds
+            newest: dict[int, Crl] = {}
+            for row in session.scalars(select(Crl).order_by(Crl.number)).all():
+                newest[row.issuer_id] = row
+            crls = [row.der for row in newest.values()]
         for index, der in enumerate(crls):
             path = nss / f"crl-{index}.der"
             path.write_bytes(der)

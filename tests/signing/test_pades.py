@@ -381,7 +381,9 @@ def test_in_memory_signing_checks_the_chain_once_and_reports_exact_digests(
     signing_env: SigningEnv, fixed_clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from appliance.signing import sign_pdf
+    from appliance.signing.pathcache import SIGNER_PATHS
 
+    SIGNER_PATHS.clear()  # a path cached by an earlier test would make this count 0
     source = make_pdf(payload_bytes=200_000, seed=7)
     signer_validations = []
     original = CertificateValidator.async_validate_usage
