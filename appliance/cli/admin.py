@@ -6,10 +6,8 @@ import sys
 
 import click
 
-from appliance.cli.common import load_cli_config
-from appliance.db import ensure_migrated
+from appliance.cli.common import load_cli_config, open_services
 from appliance.errors import InvalidInput
-from appliance.services import build_services
 
 
 @click.group()
@@ -35,7 +33,6 @@ def create(ctx: click.Context, username: str, display_name: str | None, password
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    services = build_services(cfg)
-    ensure_migrated(services.engine)
+    services = open_services(cfg)
     user_id = services.auth.create_local_admin(username, password, display_name)
     click.echo(f"local administrator {username!r} is ready (user id {user_id})")

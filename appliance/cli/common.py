@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from appliance.config import AppConfig, config_path_from_env, load_config
+from appliance.db import ensure_migrated
 from appliance.errors import ApplianceError, ConfigError
+from appliance.services import Services, build_services
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -37,6 +39,13 @@ def config_path(ctx: click.Context) -> Path:
 
 def load_cli_config(ctx: click.Context) -> AppConfig:
     return load_config(config_path(ctx))
+
+
+def open_services(cfg: AppConfig) -> Services:
+    """The integrations for `cfg`, refusing (NotMigrated) a database whose schema is not current."""
+    services = build_services(cfg)
+    ensure_migrated(services.engine)
+    return services
 
 
 def raise_if_problems(problems: list[str]) -> None:

@@ -61,6 +61,6 @@ def lookup(ctx: click.Context, username: str) -> None:
 def sync(ctx: click.Context, force: bool) -> None:
     """Refresh every known person from the directory; mark people who left as inactive."""
     services = _services(ctx)
-    ensure_migrated(services.engine)
+    ensure_migrated(services.engine)  # lookup and check need no database; sync does
     report = services.auth.sync_directory(force=force)
     click.echo(f"refreshed {report.refreshed}, deactivated {report.deactivated}, left {report.left}")

@@ -5,18 +5,15 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from appliance.cli.common import load_cli_config
-from appliance.db import ensure_migrated
+from appliance.cli.common import load_cli_config, open_services
 from appliance.jobs import default_jobs, run_due_jobs
 from appliance.jobs.runner import Outcome
 from appliance.models import JobRun
-from appliance.services import Services, build_services
+from appliance.services import Services
 
 
 def _services(ctx: click.Context) -> Services:
-    services = build_services(load_cli_config(ctx))
-    ensure_migrated(services.engine)
-    return services
+    return open_services(load_cli_config(ctx))
 
 
 @click.group()

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from appliance.audit import AuditRecord, append_event
-from appliance.cli.common import load_cli_config
-from appliance.db import ensure_migrated, transaction
+from appliance.cli.common import load_cli_config, open_services
+from appliance.db import transaction
 from appliance.errors import ConfigError
 from appliance.models.enums import CertificateKind, RevocationReason
 from appliance.pki.bootstrap import export_pem, init_pki
@@ -19,15 +19,14 @@ from appliance.pki.crl import refresh_crl
 from appliance.pki.external import add_trust_root, retire_trust_root
 from appliance.pki.issue import issue_certificate
 from appliance.pki.revoke import revoke_by_serial
-from appliance.services import Services, build_services
+from appliance.services import Services
 
 
 def _open(ctx: click.Context) -> tuple[Services, PkiContext]:
     cfg = load_cli_config(ctx)
     if cfg.hsm is None:
         raise ConfigError(["hsm: the section is missing; the PKI keeps its keys in the HSM"])
-    services = build_services(cfg)
-    ensure_migrated(services.engine)
+    services = open_services(cfg)
     return services, make_context(services.custody, cfg, services.clock)
 
 

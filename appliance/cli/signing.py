@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.common import load_cli_config
-from appliance.services import build_services
+from appliance.cli.common import load_cli_config, open_services
 from appliance.signing import (
     DEFAULT_MAX_PAGES,
     Appearance,
@@ -89,7 +88,7 @@ def sign(
         document_timestamp=lta,
         max_pages=max_pages,
     )
-    services = build_services(load_cli_config(ctx))
+    services = open_services(load_cli_config(ctx))
     timestamper = (
         None
         if no_timestamp
@@ -122,7 +121,7 @@ def verify(ctx: click.Context, path: Path, as_json: bool) -> None:
     Exit status 0 when the document is validly signed, 3 when it is not (or has no
     signatures), 1 when it could not be checked.
     """
-    services = build_services(load_cli_config(ctx))
+    services = open_services(load_cli_config(ctx))
     report = verify_file(sessions=services.sessions, clock=services.clock, path=path)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))

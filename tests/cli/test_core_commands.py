@@ -70,6 +70,21 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [("verify", "doc.pdf"), ("jobs", "list")])
+def test_database_commands_refuse_an_unmigrated_database(tmp_path: Path, command: tuple[str, ...]) -> None:
+    appliance("init", "--dir", str(tmp_path / "site"))
+    config = tmp_path / "site" / "config.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw.pop("hsm")  # these commands need the database, not the token
+    config.write_text(yaml.safe_dump(raw))
+    (tmp_path / "doc.pdf").write_bytes(b"%PDF-1.4\n")
+    args = [part.replace("doc.pdf", str(tmp_path / "doc.pdf")) for part in command]
+    result = appliance("--config", str(config), *args)
+    assert result.returncode == 1
+    assert "run `appliance migrate` first" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.fixture
 def served_site(tmp_path: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
