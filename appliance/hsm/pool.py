@@ -125,6 +125,9 @@ class SessionPool:
         self._mechanisms: frozenset[Any] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._handles: dict[Any, Any] = {}
+        self._pin_refused = False
+        """Set when the token refused the PIN: a real HSM counts every attempt and locks
+        the token (for every node) after a few, so this process never tries again."""
         self.reopen_count = 0
         """How often a session was dropped and reopened (metrics and tests)."""
         self._token_selector = self.token_selector(cfg)
@@ -164,6 +167,10 @@ class SessionPool:
         ApplianceErrors raised by `operation` pass through unchanged.
         """
         self._check_pid()
+        if self._pin_refused:
+            raise PinRejected(
+                "the HSM refused the configured PIN earlier (check hsm.pin_file, then restart); not retried"
+            )
         if not self._lock.acquire(timeout=self._cfg.timeout_seconds):
             raise HsmUnavailable(f"HSM busy: {what} waited longer than {self._cfg.timeout_seconds:g} s")
         try:
@@ -243,6 +250,7 @@ class SessionPool:
         except RECOVERABLE_ERRORS:
             raise
         except PIN_ERRORS as exc:
+            self._pin_refused = True
             raise PinRejected("the HSM refused the configured PIN (check hsm.pin_file); not retried") from exc
         except p11e.PKCS11Error as exc:
             raise HsmUnavailable(f"HSM refused the operation: {what} ({type(exc).__name__})") from exc

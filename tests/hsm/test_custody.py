@@ -281,8 +281,14 @@ def test_wrong_pin_is_rejected_once_and_never_shown(softhsm: SoftHsm) -> None:
         custody.list_keys()
     assert len(calls) == 1, "a PIN error must not be retried"
     assert wrong_pin not in str(caught.value) and wrong_pin not in caught.value.public
-    health = custody.health()
-    assert not health.ok and wrong_pin not in health.detail
+    # later requests and readiness probes must not try the PIN again either: a real HSM
+    # counts every attempt and locks the token for all nodes
+    for _ in range(3):
+        health = custody.health()
+        assert not health.ok and wrong_pin not in health.detail and "pin_file" in health.detail
+        with pytest.raises(PinRejected):
+            custody.list_keys()
+    assert len(calls) == 1, "the refused PIN was tried again"
     # the spare token still accepts the right PIN: the failures did not lock it
     good = create_custody(cfg, SecretStr(softhsm.spare_pin))
     assert good.health().ok
