@@ -19,7 +19,7 @@ from appliance.clock import Clock
 from appliance.config import AppConfig, TsaMode
 from appliance.errors import NotFound, Unavailable
 from appliance.hsm.api import KeyCustody
-from appliance.models.enums import CertificateStatus
+from appliance.models.enums import CertificateStatus, KeyPurpose
 from appliance.models.pki import Certificate, HsmKey
 from appliance.pki.ca import make_context
 from appliance.pki.errors import CertificateNotUsable
@@ -28,6 +28,9 @@ from appliance.pki.tsa import TsaMaterial, load_tsa, make_timestamper
 from appliance.signing.pades import SignedDocument, SignOptions, sign_pdf_file
 from appliance.signing.trust import TrustMaterial, load_chain, load_trust_material
 from appliance.signing.validate import ValidationReport, validate_pdf
+
+DOCUMENT_KEY_PURPOSES = frozenset({KeyPurpose.PERSON, KeyPurpose.ORGANISATION, KeyPurpose.APPLIANCE})
+"""Keys that may sign documents; CA and TSA keys sign only certificates, CRLs and timestamps."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,17 @@ def find_signer_record(session: Session, key_label: str, now_clock: Clock) -> Si
     """The active certificate of the HSM key labelled `key_label`, checked usable now.
 
     :raises NotFound: no such key, or no certificate for it.
-    :raises CertificateNotUsable: revoked, superseded, expired or not yet valid (its CA too).
+    :raises CertificateNotUsable: not a document-signing key; or the certificate is revoked,
+        superseded, expired or not yet valid (its CA too).
     """
     key_row = session.scalars(select(HsmKey).where(HsmKey.label == key_label)).first()
     if key_row is None:
         raise NotFound(f"no key labelled {key_label!r} is recorded in the appliance")
+    if key_row.purpose not in DOCUMENT_KEY_PURPOSES:
+        raise CertificateNotUsable(
+            f"the key {key_label!r} is the appliance's {key_row.purpose.value} key; "
+            "documents are signed only with personal, organisation or appliance keys"
+        )
     rows = session.scalars(
         select(Certificate)
         .where(Certificate.key_id == key_row.id)

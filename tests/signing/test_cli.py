@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from appliance.cli import main
+from appliance.models.enums import KeyPurpose
+from appliance.models.pki import HsmKey
 from tests.fixtures.pdfs import append_content_change, make_png
 from tests.signing.conftest import SigningEnv
 
@@ -87,6 +90,20 @@ def test_sign_with_unknown_key(signing_env: SigningEnv, pdf_factory, tmp_path: P
     result = run(signing_env, "sign", pdf_factory(), tmp_path / "o.pdf", "--key", "no-such-key")
     assert result.exit_code == 1
     assert "no key labelled 'no-such-key'" in result.output
+
+
+@pytest.mark.parametrize("purpose", [KeyPurpose.TSA, KeyPurpose.ISSUING_CA, KeyPurpose.ROOT_CA])
+def test_ca_and_tsa_keys_cannot_sign_documents(
+    signing_env: SigningEnv, pdf_factory, tmp_path: Path, purpose: KeyPurpose
+) -> None:
+    with signing_env.services.sessions() as session:
+        label = session.scalars(select(HsmKey.label).where(HsmKey.purpose == purpose)).first()
+    assert label is not None
+    out = tmp_path / "o.pdf"
+    result = run(signing_env, "sign", pdf_factory(), out, "--key", label)
+    assert result.exit_code == 1
+    assert f"is the appliance's {purpose.value} key" in result.output
+    assert not out.exists() and list(tmp_path.glob("*.tmp*")) == []
 
 
 def test_verify_unsigned_and_not_pdf(signing_env: SigningEnv, pdf_factory, tmp_path: Path) -> None:
