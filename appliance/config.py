@@ -356,6 +356,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AppConf
     secrets, problems = _resolve_secrets(cfg, environ)
     reported = {p.split(":", 1)[0] for p in problems}
     problems += [p for p in _required_secrets(cfg, secrets) if p.split(":", 1)[0] not in reported]
+    problems += _timeout_problems(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg.model_copy(update={"secrets": secrets})
@@ -430,6 +431,25 @@ def _required_secrets(cfg: AppConfig, secrets: Secrets) -> list[str]:
     if cfg.directory is not None and secrets.ldap_bind_password is None:
         problems.append("directory.bind_password_file: required (or set APPLIANCE_LDAP_BIND_PASSWORD)")
     return problems
+
+
+HSM_CALLS_PER_REQUEST_BUDGET = 3
+"""One HSM operation may wait for the session lock, run, and run once more after a reopen,
+each up to hsm.timeout_seconds."""
+
+
+def _timeout_problems(cfg: AppConfig) -> list[str]:
+    # a request stuck on the HSM must fail with 503 before gunicorn kills the worker
+    if cfg.hsm is None:
+        return []
+    worst = cfg.hsm.timeout_seconds * HSM_CALLS_PER_REQUEST_BUDGET
+    if worst >= cfg.server.timeout_seconds:
+        return [
+            f"hsm.timeout_seconds: {cfg.hsm.timeout_seconds:g} s allows an HSM call to take up to "
+            f"{worst:g} s (lock wait, call, one retry), not below server.timeout_seconds "
+            f"({cfg.server.timeout_seconds} s); lower it or raise server.timeout_seconds"
+        ]
+    return []
 
 
 def config_path_from_env(environ: Mapping[str, str] | None = None) -> Path:

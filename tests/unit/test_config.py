@@ -90,6 +90,18 @@ def test_hsm_section_needs_a_pin(config_file: ConfigFileFactory) -> None:
     assert _problems(path) == ["hsm.pin_file: required (or set APPLIANCE_HSM_PIN)"]
 
 
+def test_hsm_timeout_must_fit_in_the_worker_timeout(config_file: ConfigFileFactory, tmp_path: Path) -> None:
+    pin = tmp_path / "pin"
+    pin.write_text("1234")
+    hsm = {"token_label": "appliance", "pin_file": str(pin), "timeout_seconds": 25}
+    path = config_file(hsm=hsm, server={"timeout_seconds": 60})
+    problems = _problems(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("hsm.timeout_seconds: 25 s allows an HSM call to take up to 75 s")
+    path = config_file(hsm={**hsm, "timeout_seconds": 10}, server={"timeout_seconds": 60})
+    assert load_config(path, environ={}).hsm is not None
+
+
 def test_plain_ldap_needs_explicit_consent(config_file: ConfigFileFactory, tmp_path: Path) -> None:
     pw = tmp_path / "ldap-pw"
     pw.write_text("pw")
