@@ -131,8 +131,12 @@ def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
 
 def test_serve_runs_gunicorn_workers_and_aggregates_metrics(served_site: tuple[str, int]) -> None:
     base, master_pid = served_site
-    workers = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    assert len(workers) == 2  # server.workers from the starter config
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children")
+    deadline = time.monotonic() + 20
+    # the first worker may answer before the master has forked the second
+    while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(children.read_text().split()) == 2  # server.workers from the starter config
     for _ in range(40):
         with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
             assert response.status == 200
