@@ -8,7 +8,7 @@ signature, because pyHanko's contexts accumulate state while they validate.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from asn1crypto import crl as asn1_crl
@@ -71,14 +71,6 @@ class TrustMaterial:
             revocation_mode=REVOCATION_MODE,
             moment=moment,
         )
-
-
-@dataclass(frozen=True)
-class SignerCredentials:
-    """The signer's certificate from the database and the chain up to (not including) the root."""
-
-    certificate: asn1_x509.Certificate
-    chain: tuple[asn1_x509.Certificate, ...] = field(default=())
 
 
 def load_trust_material(session: Session) -> TrustMaterial:
