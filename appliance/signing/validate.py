@@ -185,6 +185,7 @@ def validate_pdf(stream: BinaryIO, trust: TrustMaterial, clock: Clock) -> Valida
     except (PdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise PdfRejected(RejectReason.MALFORMED, "the PDF's form fields cannot be read") from exc
     file_size = stream.seek(0, 2)
+    tail = _has_unaccounted_tail(stream, reader)
     dss_certs, dss_crls = _dss_material(reader)
     trust = trust.with_extra(dss_certs, dss_crls)
     facts: list[SignatureFacts] = []
@@ -199,6 +200,7 @@ def validate_pdf(stream: BinaryIO, trust: TrustMaterial, clock: Clock) -> Valida
                 index + 1,
                 trust,
                 file_size=file_size,
+                unaccounted_tail=tail,
                 is_last=index == len(embedded) - 1,
                 is_last_regular=index == last_regular,
                 later_signatures=later_signatures,
@@ -223,6 +225,7 @@ def _evaluate(
     trust: TrustMaterial,
     *,
     file_size: int,
+    unaccounted_tail: bool,
     is_last: bool,
     is_last_regular: bool,
     later_signatures: int,
@@ -262,6 +265,7 @@ def _evaluate(
         index,
         field_name,
         file_size=file_size,
+        unaccounted_tail=unaccounted_tail,
         is_timestamp=is_timestamp,
         is_last=is_last,
         is_last_regular=is_last_regular,
@@ -276,6 +280,7 @@ def _facts_from_status(
     field_name: str | None,
     *,
     file_size: int,
+    unaccounted_tail: bool,
     is_timestamp: bool,
     is_last: bool,
     is_last_regular: bool,
@@ -323,9 +328,10 @@ def _facts_from_status(
         allowed = ModificationLevel.NONE
     if docmdp_level is not None:
         allowed = min(allowed, _DOCMDP_ALLOWS.get(docmdp_level, ModificationLevel.NONE))
-    if _in_last_revision(sig) and _signed_end(sig) != file_size:
+    if unaccounted_tail or (_in_last_revision(sig) and _signed_end(sig) != file_size):
         # bytes after the last revision's %%EOF that no revision accounts for: pyHanko
-        # tolerates them, we (and pdfsig) do not, since nobody signed them
+        # tolerates them (and leaves them out of its difference analysis), we (and pdfsig)
+        # do not, since nobody signed them
         coverage = Coverage.PARTIAL
     if coverage not in (Coverage.ENTIRE_FILE, Coverage.ENTIRE_REVISION):
         problems.append("partial_coverage")
@@ -394,6 +400,21 @@ def _collect_signatures(reader: PdfFileReader) -> tuple[list[EmbeddedPdfSignatur
             unreadable.append(str(fq_name) if fq_name is not None else None)
     readable.sort(key=lambda sig: sig.signed_revision)
     return readable, unreadable
+
+
+def _has_unaccounted_tail(stream: BinaryIO, reader: PdfFileReader) -> bool:
+    """True when anything but white space follows the %%EOF that ends the final revision.
+
+    Whatever the final revision is (a signature, a document timestamp, a DSS update),
+    bytes after its end belong to no revision, so no signature and no difference
+    analysis covers them. If "%%EOF" occurs inside the final xref data the end is found
+    too early, which errs towards "not valid".
+    """
+    final_revision = reader.xrefs.total_revisions - 1
+    stream.seek(reader.xrefs.get_startxref_for_revision(final_revision))
+    rest = stream.read()
+    end = rest.find(b"%%EOF")
+    return end < 0 or rest[end + len(b"%%EOF") :].strip(b" \t\r\n\f\x00") != b""
 
 
 def _in_last_revision(sig: EmbeddedPdfSignature) -> bool:

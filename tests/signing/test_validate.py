@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 
 from appliance.signing import Coverage, PdfRejected, RejectReason, TrustMaterial, Verdict, validate_pdf
 from appliance.signing import validate as validate_module
@@ -93,6 +95,21 @@ def test_uncovered_tail_bytes_make_the_signature_partial(foreign) -> None:
     (sig,) = report.signatures
     assert not sig.covers_whole_document
     assert sig.coverage is not Coverage.ENTIRE_FILE
+
+
+def test_tail_after_a_final_dss_revision_is_not_valid(foreign) -> None:
+    cert, data = foreign
+    buffer = io.BytesIO(data)
+    signature = PdfFileReader(buffer).embedded_signatures[0]
+    # a validation-data-only update after the signature, as LTV tools write them
+    DocumentSecurityStore.add_dss(buffer, signature.pkcs7_content, certs=[cert], force_write=True)
+    with_dss = buffer.getvalue()
+    assert _report(with_dss, TrustMaterial(roots=(cert,))).verdict is Verdict.VALID
+    tampered = with_dss + b"\n99 0 obj\n(appended, in no revision)\nendobj\n"
+    report = _report(tampered, TrustMaterial(roots=(cert,)))
+    assert report.verdict is Verdict.INVALID
+    (sig,) = report.signatures
+    assert not sig.covers_whole_document and "partial_coverage" in sig.problems
 
 
 def test_emptied_contents_is_invalid_not_unknown(foreign) -> None:
