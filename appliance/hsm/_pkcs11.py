@@ -126,11 +126,17 @@ class Pkcs11Custody:
                     local=True,
                 )
                 public, private = params.generate_keypair(**common, **templates)
-            try:
-                _verify_policy(private, public)
-            except KeyPolicyViolation:
-                _destroy_quietly(private, public)
-                raise
+            wrong = policy_mismatches(private, public)
+            if wrong:
+                log.error("HSM ignored key template attributes %s; deleting the new pair", wrong)
+                outcome = (
+                    "the new key pair was deleted"
+                    if _destroy_quietly(private, public)
+                    else "the new key pair could not be deleted: remove it with the HSM's own tools"
+                )
+                raise KeyPolicyViolation(
+                    f"the HSM did not apply the key policy ({', '.join(wrong)}); {outcome}"
+                )
             return KeyRef(label=spec.label, key_id=key_id, algorithm=spec.algorithm)
 
         key = self.pool.run(generate, what="generate key")
@@ -332,9 +338,9 @@ def _encode_spki(public: Any, algorithm: KeyAlgorithm) -> bytes:
     return bytes(encode_ec_public_key(public))
 
 
-def read_key_policy(private: Any, public: Any) -> dict[str, bool]:
-    """The security attributes as the token reports them (for checks and tests)."""
-    report = {}
+def read_key_policy(private: Any, public: Any) -> dict[str, bool | None]:
+    """The security attributes as the token reports them; None where it will not say."""
+    report: dict[str, bool | None] = {}
     for prefix, obj, policy in (
         ("private", private, {**PRIVATE_KEY_POLICY, **PRIVATE_KEY_PROVENANCE}),
         ("public", public, PUBLIC_KEY_POLICY),
@@ -343,25 +349,28 @@ def read_key_policy(private: Any, public: Any) -> dict[str, bool]:
             try:
                 report[f"{prefix}.{attribute.name}"] = bool(obj[attribute])
             except (p11e.AttributeTypeInvalid, p11e.AttributeSensitive):
-                report[f"{prefix}.{attribute.name}"] = False
+                # an attribute the token will not report is unverified, never "false"
+                report[f"{prefix}.{attribute.name}"] = None
     return report
 
 
-def _verify_policy(private: Any, public: Any) -> None:
+def policy_mismatches(private: Any, public: Any) -> list[str]:
+    """Attributes of a new key pair that differ from the policy or cannot be read back."""
     actual = read_key_policy(private, public)
     expected = {
         **{f"private.{a.name}": v for a, v in {**PRIVATE_KEY_POLICY, **PRIVATE_KEY_PROVENANCE}.items()},
         **{f"public.{a.name}": v for a, v in PUBLIC_KEY_POLICY.items()},
     }
-    wrong = sorted(name for name, value in expected.items() if actual.get(name) != value)
-    if wrong:
-        log.error("HSM ignored key template attributes %s; deleting the new pair", wrong)
-        raise KeyPolicyViolation(f"the HSM did not apply the key policy ({', '.join(wrong)}); key deleted")
+    return sorted(name for name, value in expected.items() if actual.get(name) is not value)
 
 
-def _destroy_quietly(*objects: Any) -> None:
+def _destroy_quietly(*objects: Any) -> bool:
+    """Delete each object; False when one of them could not be deleted (logged)."""
+    deleted = True
     for obj in objects:
         try:
             obj.destroy()
         except p11e.PKCS11Error:
+            deleted = False
             log.error("could not delete an HSM object", exc_info=True)
+    return deleted

@@ -19,7 +19,16 @@ from pydantic import SecretStr
 
 from appliance.config import HsmConfig, KeyAlgorithm
 from appliance.errors import Conflict, InvalidInput
-from appliance.hsm import HsmUnavailable, KeyNotFound, KeyRef, KeySpec, PinRejected, create_custody
+from appliance.hsm import (
+    HsmUnavailable,
+    KeyNotFound,
+    KeyPolicyViolation,
+    KeyRef,
+    KeySpec,
+    PinRejected,
+    create_custody,
+)
+from appliance.hsm import _pkcs11 as pkcs11_impl
 from appliance.hsm._pkcs11 import Pkcs11Custody, read_key_policy
 from appliance.hsm.pool import SessionPool
 from appliance.hsm.uri import Pkcs11Uri, parse_uri
@@ -87,14 +96,14 @@ def test_key_attributes_read_back_with_python_pkcs11(custody: Pkcs11Custody, ec_
     private, public = private_and_public(custody, ec_key)
     policy = custody.pool.run(lambda _s: read_key_policy(private, public), what="test")
     assert policy["private.TOKEN"] and policy["private.PRIVATE"] and policy["private.SENSITIVE"]
-    assert not policy["private.EXTRACTABLE"]
+    assert policy["private.EXTRACTABLE"] is False
     assert policy["private.ALWAYS_SENSITIVE"] and policy["private.NEVER_EXTRACTABLE"]
     assert policy["private.SIGN"]
     for capability in ("DECRYPT", "UNWRAP", "DERIVE", "SIGN_RECOVER"):
-        assert not policy[f"private.{capability}"], capability
+        assert policy[f"private.{capability}"] is False, capability
     assert policy["public.VERIFY"] and policy["public.TOKEN"]
     for capability in ("ENCRYPT", "WRAP", "DERIVE"):
-        assert not policy[f"public.{capability}"], capability
+        assert policy[f"public.{capability}"] is False, capability
 
 
 def test_key_attributes_read_back_with_pkcs11_tool(
@@ -176,6 +185,25 @@ def test_generate_refuses_duplicate_label_and_bad_labels(custody: Pkcs11Custody,
     for label in ("", "x" * 201, "bad\nlabel"):
         with pytest.raises(InvalidInput):
             custody.generate(KeySpec(label, KeyAlgorithm.ECDSA_P256))
+
+
+def test_unverifiable_key_policy_aborts_and_deletes_the_pair(
+    custody: Pkcs11Custody, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_read = pkcs11_impl.read_key_policy
+
+    def token_withholds_extractable(private: Any, public: Any) -> dict[str, bool | None]:
+        report = real_read(private, public)  # the real attributes of the real new pair ...
+        report["private.EXTRACTABLE"] = None  # ... but as if the token would not report this one
+        return report
+
+    monkeypatch.setattr(pkcs11_impl, "read_key_policy", token_withholds_extractable)
+    label = "policy-check-" + secrets.token_hex(4)
+    with pytest.raises(KeyPolicyViolation) as caught:
+        custody.generate(KeySpec(label, KeyAlgorithm.ECDSA_P256))
+    assert "private.EXTRACTABLE" in caught.value.public
+    assert "the new key pair was deleted" in caught.value.public
+    assert all(key.label != label for key in custody.list_keys())
 
 
 def test_lookup_by_uri_and_errors(custody: Pkcs11Custody, ec_key: KeyRef) -> None:
