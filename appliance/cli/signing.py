@@ -95,6 +95,7 @@ def sign(
         else resolve_timestamper(services.config, services.custody, services.sessions, services.clock)
     )
     signed = sign_file_with_key(
+        config=services.config,
         custody=services.custody,
         sessions=services.sessions,
         clock=services.clock,

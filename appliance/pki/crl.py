@@ -129,6 +129,17 @@ def refresh_crls(session: Session, ctx: PkiContext) -> list[Crl]:
     return [refresh_crl(session, ctx, kind) for kind in CA_KINDS]
 
 
+def refresh_own_crls(session: Session, ctx: PkiContext) -> list[Crl]:
+    """`refresh_crl` for each of the appliance's CAs that exists; called before every signature.
+
+    A signature is refused under hard-fail revocation once the newest CRL of its chain is past
+    its nextUpdate, and it embeds those CRLs (B-LT). Refreshing here means signing never
+    depends on the scheduled job having run; it costs two reads while the CRLs are fresh.
+    An appliance signing only with externally issued certificates may have no CA of its own.
+    """
+    return [refresh_crl(session, ctx, kind) for kind in CA_KINDS if active_certificate(session, kind)]
+
+
 def current_crl(
     session: Session, ctx: PkiContext, issuer_kind: CertificateKind = CertificateKind.ISSUING_CA
 ) -> Crl:

@@ -6,7 +6,7 @@ from appliance.signing.pades import (
     PadesLevel,
     SignedDocument,
     SignOptions,
-    check_certificate_usable,
+    check_signer_chain,
     sign_pdf,
     sign_pdf_file,
 )
@@ -41,7 +41,7 @@ __all__ = [
     "TrustMaterial",
     "ValidationReport",
     "Verdict",
-    "check_certificate_usable",
+    "check_signer_chain",
     "load_trust_material",
     "preflight_pdf",
     "sign_pdf",

@@ -22,6 +22,7 @@ from appliance.hsm.api import KeyCustody
 from appliance.models.enums import CertificateStatus, KeyPurpose
 from appliance.models.pki import Certificate, HsmKey
 from appliance.pki.ca import make_context
+from appliance.pki.crl import refresh_own_crls
 from appliance.pki.errors import CertificateNotUsable
 from appliance.pki.revoke import check_certificate_usable as check_certificate_record
 from appliance.pki.tsa import TsaMaterial, load_tsa, make_timestamper
@@ -73,6 +74,7 @@ def find_signer_record(session: Session, key_label: str, now_clock: Clock) -> Si
 
 def sign_file_with_key(
     *,
+    config: AppConfig,
     custody: KeyCustody | None,
     sessions: sessionmaker[Session],
     clock: Clock,
@@ -82,10 +84,15 @@ def sign_file_with_key(
     destination: Path,
     options: SignOptions,
 ) -> SignedDocument:
-    """Sign `source` into `destination` with the HSM key `key_label` (nothing written on failure)."""
+    """Sign `source` into `destination` with the HSM key `key_label` (nothing written on failure).
+
+    The appliance's own CRLs are refreshed first when they are due (see `refresh_own_crls`).
+    """
     if custody is None:
         raise Unavailable("no HSM is configured (config section `hsm`); signing needs it")
-    with sessions() as session:
+    pki = make_context(custody, config, clock)
+    with sessions.begin() as session:
+        refresh_own_crls(session, pki)
         record = find_signer_record(session, key_label, clock)
         certificate = asn1_x509.Certificate.load(record.certificate.der)
         chain = load_chain(session, record.certificate)

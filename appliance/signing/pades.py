@@ -116,27 +116,28 @@ class SignedDocument:
     input: PdfFacts
 
 
-def check_certificate_usable(
+def check_signer_chain(
     certificate: asn1_x509.Certificate,
     chain: tuple[asn1_x509.Certificate, ...],
     trust: TrustMaterial,
     now: datetime,
 ) -> None:
-    """Refuse a signer certificate that is expired, not yet valid, revoked or not trusted.
+    """Refuse a signer certificate that is expired, not yet valid, revoked or not trusted at `now`.
 
-    Checked against the CRLs in `trust` (from the database), so a revocation counts
-    from the moment the CRL that lists it is stored. `sign_pdf` makes the same check
-    itself (once, sharing the result with pyHanko); this is for callers that want to
-    know before they start, e.g. to refuse a signing request early.
+    The certificate itself, not its database record (that is `pki.revoke.check_certificate_usable`):
+    path validation against the roots and CRLs in `trust`, so a revocation counts from the
+    moment the CRL that lists it is stored. `sign_pdf` makes the same check itself (once,
+    sharing the result with pyHanko); this is for callers that want to know before they
+    start, e.g. to refuse a signing request early.
 
     :raises CertificateNotUsable: with the reason in plain words.
     """
     _check_validity_period(certificate, now)
-    asyncio.run(_validate_signer(certificate, chain, trust.validation_context()))
+    asyncio.run(_validate_signer(certificate, chain, trust.validation_context(moment=now)))
 
 
 def _check_validity_period(certificate: asn1_x509.Certificate, now: datetime) -> None:
-    # against the injected clock; path validation below checks again at the real time
+    # path validation checks the period too, but this names the date in the refusal
     not_before = certificate.not_valid_before
     not_after = certificate.not_valid_after
     if now < not_before:
@@ -169,7 +170,8 @@ async def _validate_signer(
     except (PathBuildingError, PathValidationError) as exc:
         raise CertificateNotUsable(
             "the signing certificate does not chain to a trusted root of this appliance "
-            "or its revocation status is unknown (no current CRL)"
+            "or its revocation status is unknown (no current CRL; for an external CA, import "
+            "its current CRL with `appliance pki import-crl`)"
         ) from exc
 
 
@@ -240,7 +242,7 @@ def _sign_into(
         certify = options.lock_document and facts.signature_count == 0
         # one context for the refusal check and for pyHanko: the CRLs it used are the ones
         # embedded, and pyHanko sees the path our check already validated
-        context = trust.validation_context()
+        context = trust.validation_context(moment=now)
         meta = signers.PdfSignatureMetadata(
             field_name=field_name,
             md_algorithm=DIGEST_ALGORITHM,

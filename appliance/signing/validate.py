@@ -199,6 +199,7 @@ def validate_pdf(stream: BinaryIO, trust: TrustMaterial, clock: Clock) -> Valida
                 sig,
                 index + 1,
                 trust,
+                now,
                 file_size=file_size,
                 unaccounted_tail=tail,
                 is_last=index == len(embedded) - 1,
@@ -223,6 +224,7 @@ def _evaluate(
     sig: EmbeddedPdfSignature,
     index: int,
     trust: TrustMaterial,
+    now: datetime,
     *,
     file_size: int,
     unaccounted_tail: bool,
@@ -230,6 +232,7 @@ def _evaluate(
     is_last_regular: bool,
     later_signatures: int,
 ) -> SignatureFacts:
+    """One signature's facts, its certificates validated at `now` (the injected clock's time)."""
     is_timestamp = sig.sig_object_type == "/DocTimeStamp"
     try:
         field_name = str(sig.field_name)
@@ -240,7 +243,7 @@ def _evaluate(
             status: PdfSignatureStatus | DocumentTimestampStatus = asyncio.run(
                 async_validate_pdf_timestamp(
                     sig,
-                    validation_context=trust.validation_context(),
+                    validation_context=trust.validation_context(moment=now),
                     diff_policy=DEFAULT_DIFF_POLICY,
                     skip_diff=False,
                 )
@@ -249,8 +252,8 @@ def _evaluate(
             status = asyncio.run(
                 async_validate_pdf_signature(
                     sig,
-                    signer_validation_context=trust.validation_context(),
-                    ts_validation_context=trust.validation_context(),
+                    signer_validation_context=trust.validation_context(moment=now),
+                    ts_validation_context=trust.validation_context(moment=now),
                     diff_policy=DEFAULT_DIFF_POLICY,
                     skip_diff=False,
                 )

@@ -21,7 +21,7 @@ from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy import select
 
-from appliance.clock import SystemClock
+from appliance.clock import Clock, SystemClock
 from appliance.config import AppConfig, load_config
 from appliance.db import create_db_engine, migrate_database
 from appliance.models.enums import CertificateKind, RevocationReason
@@ -66,8 +66,8 @@ class SigningEnv:
         assert stamper is not None
         return stamper
 
-    def issue_person(self, name: str) -> IssuedCertificate:
-        ctx = make_context(self.services.custody, self.config, SystemClock())
+    def issue_person(self, name: str, clock: Clock | None = None) -> IssuedCertificate:
+        ctx = make_context(self.services.custody, self.config, clock or SystemClock())
         with self.services.sessions.begin() as session:
             issued = issue_certificate(
                 session,
@@ -154,10 +154,9 @@ def pdfsig_blocks(output: str) -> list[str]:
     return parts
 
 
-@pytest.fixture(scope="session")
-def signing_env(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, custody: Any) -> SigningEnv:
-    base = tmp_path_factory.mktemp("signing")
-    (base / "blobs").mkdir()
+def build_signing_env(base: Path, softhsm: SoftHsm, clock: Clock) -> SigningEnv:
+    """A fresh database with the appliance PKI and a person's certificate, made at `clock`'s time."""
+    (base / "blobs").mkdir(parents=True)
     secret = base / "session-secret"
     secret.write_text(secrets.token_urlsafe(48))
     raw: dict[str, Any] = {
@@ -173,9 +172,8 @@ def signing_env(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, cust
     config = load_config(config_path, environ={})
     migrate_database(create_db_engine(config.database))
     services = build_services(config)
-    ctx = make_context(services.custody, config, SystemClock())
     with services.sessions.begin() as session:
-        summary = init_pki(session, ctx)
+        summary = init_pki(session, make_context(services.custody, config, clock))
         root_der = summary.root.der
     env = SigningEnv(
         config=config,
@@ -185,8 +183,13 @@ def signing_env(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, cust
         person=None,  # type: ignore[arg-type]
         workdir=base,
     )
-    env.person = env.issue_person("Zhang San")
+    env.person = env.issue_person("Zhang San", clock)
     return env
+
+
+@pytest.fixture(scope="session")
+def signing_env(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, custody: Any) -> SigningEnv:
+    return build_signing_env(tmp_path_factory.mktemp("signing"), softhsm, SystemClock())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -67,15 +67,21 @@ def test_signer_path_is_reused_until_a_new_crl_revokes_the_certificate(
         assert len(dss["/Certs"]) >= 2 and len(dss["/CRLs"]) >= 1
 
     signing_env.revoke(issued)  # stores a new CRL: a new cache key
+    # signing is judged at the clock's time, and the revocation is later than fixed_clock
+    after_revocation = FixedClock(datetime.now(UTC))
     out = io.BytesIO()
     with signing_env.signer(issued) as signer, pytest.raises(CertificateNotUsable, match="revoked"):
-        sign_pdf(io.BytesIO(source), out, signer=signer, trust=signing_env.trust(), clock=fixed_clock)
+        sign_pdf(io.BytesIO(source), out, signer=signer, trust=signing_env.trust(), clock=after_revocation)
     assert out.getvalue() == b""
     assert validations.count(der) == 2, "the new CRL forced a fresh validation"
     # a refusal is never cached: the next attempt validates (and refuses) again
     with signing_env.signer(issued) as signer, pytest.raises(CertificateNotUsable, match="revoked"):
         sign_pdf(
-            io.BytesIO(source), io.BytesIO(), signer=signer, trust=signing_env.trust(), clock=fixed_clock
+            io.BytesIO(source),
+            io.BytesIO(),
+            signer=signer,
+            trust=signing_env.trust(),
+            clock=after_revocation,
         )
     assert validations.count(der) == 3
 
