@@ -18,6 +18,8 @@ class RejectReason(StrEnum):
     ENCRYPTED = "encrypted"
     MALFORMED = "malformed"
     TOO_MANY_PAGES = "too_many_pages"
+    TOO_LARGE = "too_large"
+    """More bytes, revisions or signatures than the validator examines."""
     LOCKED = "locked"
     """An earlier certification or field lock forbids further changes."""
     BAD_PLACEMENT = "bad_placement"

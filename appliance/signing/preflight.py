@@ -21,6 +21,10 @@ from appliance.signing.errors import PdfRejected, RejectReason
 DEFAULT_MAX_PAGES = 2000
 """Contracts longer than this are refused; the caller may pass its own limit."""
 
+MAX_PAGE_TREE_DEPTH = 64
+"""Page trees are a few levels deep; a deeper one is damaged or built to exhaust the parser."""
+_DAMAGED_PAGE_TREE = "the PDF's page tree is damaged; re-save it from the original application"
+
 PDF_MAGIC = b"%PDF-"
 MAGIC_WINDOW = 1024
 """Readers accept the header anywhere in the first KiB; we do the same and no more."""
@@ -78,7 +82,7 @@ def inspect_pdf(reader: PdfFileReader, *, size: int, sha256: str, max_pages: int
             "the PDF is encrypted or password-protected; remove the protection and upload it again",
         )
     try:
-        page_count = _page_count(reader)
+        page_count = _page_count(reader, max_pages)
         signatures = list(reader.embedded_signatures)
         revisions = reader.xrefs.total_revisions
         certified = any(sig.sig_object_type == "/Sig" and _is_certification(sig) for sig in signatures)
@@ -90,11 +94,6 @@ def inspect_pdf(reader: PdfFileReader, *, size: int, sha256: str, max_pages: int
             "the PDF is damaged (its page tree or form fields cannot be read); "
             "re-save it from the original application",
         ) from exc
-    if page_count > max_pages:
-        raise PdfRejected(
-            RejectReason.TOO_MANY_PAGES,
-            f"the PDF has {page_count} pages; at most {max_pages} can be signed, split the document",
-        )
     return PdfFacts(
         size=size,
         sha256=sha256,
@@ -115,12 +114,55 @@ def _check_magic(stream: BinaryIO) -> None:
         raise PdfRejected(RejectReason.NOT_PDF, "the file is not a PDF (no %PDF- header); upload a PDF file")
 
 
-def _page_count(reader: PdfFileReader) -> int:
-    pages = reader.root["/Pages"]
-    count = pages.get("/Count")
-    if not isinstance(count, generic.NumberObject) or int(count) < 1:
+def _page_count(reader: PdfFileReader, max_pages: int) -> int:
+    """The pages actually in the page tree, refusing more than `max_pages` while counting.
+
+    The declared /Count is not trusted: a file may claim 1 page and hold a million, or
+    claim more than it holds (pyHanko finds a stamp's page by /Count, so a wrong count puts
+    the stamp on another page). The walk stops as soon as the limit is passed, refuses a
+    cycle or an absurd depth, and the result must equal the declared count.
+    """
+    root = reader.root["/Pages"]
+    declared = root.get("/Count")
+    if not isinstance(declared, generic.NumberObject) or int(declared) < 1:
         raise PdfRejected(RejectReason.MALFORMED, "the PDF has no pages or a damaged page tree")
-    return int(count)
+    counted = 0
+    seen: set[tuple[int, int]] = set()
+    pending: list[tuple[generic.PdfObject, int]] = [(reader.root.raw_get("/Pages"), 0)]
+    while pending:
+        node_ref, depth = pending.pop()
+        if isinstance(node_ref, generic.IndirectObject):
+            # only an indirect reference can close a cycle
+            reference = (node_ref.idnum, node_ref.generation)
+            if reference in seen:
+                raise PdfRejected(RejectReason.MALFORMED, _DAMAGED_PAGE_TREE)
+            seen.add(reference)
+        node = node_ref.get_object()
+        if not isinstance(node, generic.DictionaryObject) or depth > MAX_PAGE_TREE_DEPTH:
+            raise PdfRejected(RejectReason.MALFORMED, _DAMAGED_PAGE_TREE)
+        kids = node.get("/Kids")
+        kind = node.get("/Type")
+        if kind == "/Pages" and kids is None:
+            raise PdfRejected(RejectReason.MALFORMED, _DAMAGED_PAGE_TREE)
+        if kind == "/Page" or kids is None:
+            counted += 1
+            if counted > max_pages:
+                raise PdfRejected(
+                    RejectReason.TOO_MANY_PAGES,
+                    f"the PDF has more than {max_pages} pages; at most {max_pages} can be signed, "
+                    "split the document",
+                )
+            continue
+        if not isinstance(kids, generic.ArrayObject):
+            raise PdfRejected(RejectReason.MALFORMED, _DAMAGED_PAGE_TREE)
+        pending.extend((kids.raw_get(index), depth + 1) for index in reversed(range(len(kids))))
+    if counted != int(declared):
+        raise PdfRejected(
+            RejectReason.MALFORMED,
+            f"the PDF's page tree declares {int(declared)} pages but holds {counted}; "
+            "re-save it from the original application",
+        )
+    return counted
 
 
 def _is_certification(sig: EmbeddedPdfSignature) -> bool:

@@ -164,27 +164,56 @@ class ValidationReport:
         return _jsonable(self)
 
 
-def validate_pdf(stream: BinaryIO, trust: TrustMaterial, clock: Clock) -> ValidationReport:
+@dataclass(frozen=True)
+class ValidationLimits:
+    """The most the validator examines; a larger file is refused before any signature is checked.
+
+    Difference analysis compares every revision after a signature with the one it signed,
+    so its cost grows with signatures x revisions; contracts stay far below these numbers.
+    """
+
+    max_bytes: int = 256 * 1024 * 1024
+    max_revisions: int = 500
+    max_signatures: int = 100
+
+
+def validate_pdf(
+    stream: BinaryIO, trust: TrustMaterial, clock: Clock, limits: ValidationLimits | None = None
+) -> ValidationReport:
     """Validate every signature in the PDF; never raises for a bad signature, only for a non-PDF.
 
-    :raises PdfRejected: empty, not a PDF, unreadable cross-reference data, or encrypted.
+    :raises PdfRejected: empty, not a PDF, unreadable cross-reference data, encrypted, or
+        beyond `limits` (too large).
     """
+    limits = limits or ValidationLimits()
     now = clock.now()
-    stream.seek(0)
-    if not stream.read(1):
+    file_size = stream.seek(0, 2)
+    if file_size == 0:
         raise PdfRejected(RejectReason.EMPTY, "the file is empty (0 bytes)")
+    if file_size > limits.max_bytes:
+        raise PdfRejected(
+            RejectReason.TOO_LARGE,
+            f"the file is {_mib(file_size)}; at most {_mib(limits.max_bytes)} can be checked here",
+        )
     reader = open_strict_reader(stream)
     if reader.encrypted:
         raise PdfRejected(
             RejectReason.ENCRYPTED, "the PDF is encrypted; its signatures cannot be checked here"
         )
+    revisions = reader.xrefs.total_revisions
+    if revisions > limits.max_revisions:
+        raise PdfRejected(
+            RejectReason.TOO_LARGE,
+            f"the PDF has {revisions} revisions (incremental updates); at most "
+            f"{limits.max_revisions} can be checked here",
+        )
     try:
-        embedded, unreadable = _collect_signatures(reader)
-        revisions = reader.xrefs.total_revisions
+        embedded, unreadable = _collect_signatures(reader, limits.max_signatures)
         certified = _certification(embedded)
+    except PdfRejected:
+        raise
     except (PdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise PdfRejected(RejectReason.MALFORMED, "the PDF's form fields cannot be read") from exc
-    file_size = stream.seek(0, 2)
     tail = _has_unaccounted_tail(stream, reader)
     dss_certs, dss_crls = _dss_material(reader)
     trust = trust.with_extra(dss_certs, dss_crls)
@@ -384,15 +413,26 @@ def _facts_from_status(
     )
 
 
-def _collect_signatures(reader: PdfFileReader) -> tuple[list[EmbeddedPdfSignature], list[str | None]]:
+def _collect_signatures(
+    reader: PdfFileReader, max_signatures: int
+) -> tuple[list[EmbeddedPdfSignature], list[str | None]]:
     """Every filled signature field; the ones pyHanko cannot even parse are returned by name.
 
     pyHanko's own collector raises on an unparsable /Contents and silently drops unknown
     SubFilters; a report must show both as invalid signatures instead.
+    :raises PdfRejected: more than `max_signatures` filled signature fields.
     """
     readable: list[EmbeddedPdfSignature] = []
     unreadable: list[str | None] = []
-    for fq_name, sig_obj, sig_field in enumerate_sig_fields(reader, filled_status=True):
+    for count, (fq_name, sig_obj, sig_field) in enumerate(
+        enumerate_sig_fields(reader, filled_status=True), start=1
+    ):
+        if count > max_signatures:
+            raise PdfRejected(
+                RejectReason.TOO_LARGE,
+                f"the PDF has more than {max_signatures} signatures; at most {max_signatures} "
+                "can be checked here",
+            )
         try:
             subfilter = sig_obj.get_object().get("/SubFilter")
             if subfilter not in {s.value for s in SigSeedSubFilter}:
@@ -509,6 +549,10 @@ def _dss_material(
         log.info("ignoring an unreadable document security store: %s", exc.__class__.__name__)
         return [], []
     return certs, crls
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 def _name(cert: asn1_x509.Certificate) -> str:
