@@ -6,7 +6,6 @@ PDF signed elsewhere, which is input to the validator, not a replacement for our
 
 from __future__ import annotations
 
-import inspect
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -22,11 +21,20 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 
-from appliance.signing import Coverage, PdfRejected, RejectReason, TrustMaterial, Verdict, validate_pdf
+from appliance.signing import (
+    Coverage,
+    Modification,
+    PdfRejected,
+    RejectReason,
+    TrustMaterial,
+    Verdict,
+    validate_pdf,
+)
 from appliance.signing import validate as validate_module
-from tests.fixtures.pdfs import encrypted_pdf, make_pdf
+from tests.fixtures.pdfs import append_content_change, encrypted_pdf, make_pdf
 from tests.signing.conftest import FixedClock
 
 NOW = datetime.now(UTC)
@@ -136,10 +144,34 @@ def test_byterange_pointing_elsewhere_is_invalid(foreign) -> None:
     assert report.verdict is Verdict.INVALID
 
 
-def test_validator_never_skips_difference_analysis() -> None:
-    source = inspect.getsource(validate_module)
-    assert "skip_diff=False" in source
-    assert "skip_diff=True" not in source
+def test_validator_never_skips_difference_analysis(foreign, monkeypatch: pytest.MonkeyPatch) -> None:
+    """P06: an incremental-saving attack that pyHanko's bottom line passes with skip_diff is INVALID."""
+    cert, data = foreign
+    attacked = append_content_change(data)
+    # the attack works on a validator that skips difference analysis ...
+    reader = PdfFileReader(io.BytesIO(attacked))
+    lenient = validate_pdf_signature(
+        reader.embedded_signatures[0],
+        signer_validation_context=TrustMaterial(roots=(cert,)).validation_context(),
+        skip_diff=True,
+    )
+    assert lenient.bottom_line
+    # ... and the appliance's validator, which really runs pyHanko (recorded, not replaced),
+    # never asks it to skip, and rejects the file
+    calls: list[object] = []
+    real = validate_module.async_validate_pdf_signature
+
+    async def recording(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("skip_diff"))
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(validate_module, "async_validate_pdf_signature", recording)
+    report = _report(attacked, TrustMaterial(roots=(cert,)))
+
+    assert calls == [False]
+    assert report.verdict is Verdict.INVALID
+    (sig,) = report.signatures
+    assert sig.modification is Modification.OTHER and "modified_after_signing" in sig.problems
 
 
 def test_unsigned_pdf_has_no_signatures() -> None:
