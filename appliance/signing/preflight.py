@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -114,19 +115,11 @@ def _check_magic(stream: BinaryIO) -> None:
         raise PdfRejected(RejectReason.NOT_PDF, "the file is not a PDF (no %PDF- header); upload a PDF file")
 
 
-def _page_count(reader: PdfFileReader, max_pages: int) -> int:
-    """The pages actually in the page tree, refusing more than `max_pages` while counting.
+def iter_pages(reader: PdfFileReader) -> Iterator[tuple[generic.PdfObject, generic.DictionaryObject]]:
+    """The page tree's leaves in page order, as (reference or direct object, page dictionary).
 
-    The declared /Count is not trusted: a file may claim 1 page and hold a million, or
-    claim more than it holds (pyHanko finds a stamp's page by /Count, so a wrong count puts
-    the stamp on another page). The walk stops as soon as the limit is passed, refuses a
-    cycle or an absurd depth, and the result must equal the declared count.
+    :raises PdfRejected: a cycle, an absurd depth, or a node that is not a page tree node.
     """
-    root = reader.root["/Pages"]
-    declared = root.get("/Count")
-    if not isinstance(declared, generic.NumberObject) or int(declared) < 1:
-        raise PdfRejected(RejectReason.MALFORMED, "the PDF has no pages or a damaged page tree")
-    counted = 0
     seen: set[tuple[int, int]] = set()
     pending: list[tuple[generic.PdfObject, int]] = [(reader.root.raw_get("/Pages"), 0)]
     while pending:
@@ -145,17 +138,33 @@ def _page_count(reader: PdfFileReader, max_pages: int) -> int:
         if kind == "/Pages" and kids is None:
             raise PdfRejected(RejectReason.MALFORMED, _DAMAGED_PAGE_TREE)
         if kind == "/Page" or kids is None:
-            counted += 1
-            if counted > max_pages:
-                raise PdfRejected(
-                    RejectReason.TOO_MANY_PAGES,
-                    f"the PDF has more than {max_pages} pages; at most {max_pages} can be signed, "
-                    "split the document",
-                )
+            yield node_ref, node
             continue
         if not isinstance(kids, generic.ArrayObject):
             raise PdfRejected(RejectReason.MALFORMED, _DAMAGED_PAGE_TREE)
         pending.extend((kids.raw_get(index), depth + 1) for index in reversed(range(len(kids))))
+
+
+def _page_count(reader: PdfFileReader, max_pages: int) -> int:
+    """The pages actually in the page tree, refusing more than `max_pages` while counting.
+
+    The declared /Count is not trusted: a file may claim 1 page and hold a million, or
+    claim more than it holds (pyHanko finds a stamp's page by /Count, so a wrong count puts
+    the stamp on another page). The walk stops as soon as the limit is passed, and the
+    result must equal the declared count.
+    """
+    declared = reader.root["/Pages"].get("/Count")
+    if not isinstance(declared, generic.NumberObject) or int(declared) < 1:
+        raise PdfRejected(RejectReason.MALFORMED, "the PDF has no pages or a damaged page tree")
+    counted = 0
+    for _page in iter_pages(reader):
+        counted += 1
+        if counted > max_pages:
+            raise PdfRejected(
+                RejectReason.TOO_MANY_PAGES,
+                f"the PDF has more than {max_pages} pages; at most {max_pages} can be signed, "
+                "split the document",
+            )
     if counted != int(declared):
         raise PdfRejected(
             RejectReason.MALFORMED,

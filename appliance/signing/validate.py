@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
@@ -37,6 +37,7 @@ from pyhanko.sign.validation.status import (
 )
 
 from appliance.clock import Clock
+from appliance.signing import overlay
 from appliance.signing.errors import PdfRejected, RejectReason
 from appliance.signing.preflight import open_strict_reader
 from appliance.signing.trust import TrustMaterial
@@ -236,6 +237,7 @@ def validate_pdf(
                 later_signatures=later_signatures,
             )
         )
+    facts = _check_overlays(stream, reader, embedded, facts)
     for offset, name in enumerate(unreadable, start=len(facts) + 1):
         facts.append(_unreadable(offset, name, is_timestamp=False))
     if not facts:
@@ -411,6 +413,46 @@ def _facts_from_status(
         valid=not problems,
         problems=problems,
     )
+
+
+def _check_overlays(
+    stream: BinaryIO,
+    reader: PdfFileReader,
+    embedded: list[EmbeddedPdfSignature],
+    facts: list[SignatureFacts],
+) -> list[SignatureFacts]:
+    """Mark each signature whose signed content a later visible signature hides (see overlay)."""
+    try:
+        widgets = [overlay.visible_widgets(reader, sig.sig_field) for sig in embedded]
+    except (PdfError, PdfRejected, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.info("signature widgets cannot be read: %s", exc.__class__.__name__)
+        return [_with_problem(f, "overlay_unchecked") for f in facts]
+    if not any(widgets[1:]):
+        return facts
+    stream.seek(0)
+    current = stream.read()
+    checked: list[SignatureFacts] = []
+    for index, (sig, sig_facts) in enumerate(zip(embedded, facts, strict=True)):
+        later = [widget for found in widgets[index + 1 :] for widget in found]
+        end = _signed_end(sig)
+        if not later or end is None:
+            checked.append(sig_facts)
+            continue
+        try:
+            hidden = overlay.hidden_ink(current[:end], current, later)
+        except (overlay.RenderFailed, PdfError, PdfRejected, ValueError, KeyError, TypeError) as exc:
+            log.warning("signature %d: pages under later signatures not compared: %s", index + 1, exc)
+            checked.append(_with_problem(sig_facts, "overlay_unchecked"))
+            continue
+        if hidden >= overlay.MIN_HIDDEN_PIXELS:
+            checked.append(_with_problem(sig_facts, "hidden_by_later_signature"))
+        else:
+            checked.append(sig_facts)
+    return checked
+
+
+def _with_problem(facts: SignatureFacts, problem: str) -> SignatureFacts:
+    return replace(facts, problems=[*facts.problems, problem], valid=False, covers_whole_document=False)
 
 
 def _collect_signatures(

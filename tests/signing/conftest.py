@@ -10,13 +10,18 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy import select
@@ -36,6 +41,34 @@ from appliance.signing.documents import resolve_timestamper
 from appliance.signing.trust import TrustMaterial, load_chain, load_trust_material
 from tests.conftest import require_backend
 from tests.fixtures.hsm import SoftHsm, hsm_section
+
+NOW = datetime.now(UTC)
+
+
+def self_signed(
+    common_name: str = "Foreign Signer",
+) -> tuple[asn1_x509.Certificate, asn1_keys.PrivateKeyInfo]:
+    """A software key and self-signed certificate: a signer from elsewhere, input to the validator."""
+    key = rsa.generate_private_key(65537, 2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), True)
+        .sign(key, hashes.SHA256())
+    )
+    der_key = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return (
+        asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+        asn1_keys.PrivateKeyInfo.load(der_key),
+    )
 
 
 class FixedClock:

@@ -6,7 +6,7 @@ import hashlib
 import io
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -210,12 +210,12 @@ def test_appended_page_content_update_is_reported_by_us_and_pdfsig(
     )
 
 
-def test_revoked_certificate_cannot_sign(
-    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FixedClock
-) -> None:
+def test_revoked_certificate_cannot_sign(signing_env: SigningEnv, pdf_factory, tmp_path: Path) -> None:
     issued = signing_env.issue_person("Wang Wu")
     signing_env.revoke(issued)
     out = tmp_path / "never.pdf"
+    # certificates are judged at the clock's time, which must be after the revocation
+    after_revocation = FixedClock(datetime.now(UTC))
 
     with signing_env.signer(issued) as signer, pytest.raises(CertificateNotUsable, match="revoked"):
         sign_pdf_file(
@@ -223,7 +223,7 @@ def test_revoked_certificate_cannot_sign(
             out,
             signer=signer,
             trust=signing_env.trust(),
-            clock=fixed_clock,
+            clock=after_revocation,
             timestamper=signing_env.timestamper(),
         )
     assert not out.exists()
@@ -413,14 +413,15 @@ def test_in_memory_signing_checks_the_chain_once_and_reports_exact_digests(
         assert len(dss["/Certs"]) >= 2 and len(dss["/CRLs"]) >= 1
 
 
-def test_failed_in_memory_signing_leaves_the_output_empty(
-    signing_env: SigningEnv, fixed_clock: FixedClock
-) -> None:
+def test_failed_in_memory_signing_leaves_the_output_empty(signing_env: SigningEnv) -> None:
     from appliance.signing import sign_pdf
 
     issued = signing_env.issue_person("Zhao Liu")
     signing_env.revoke(issued)
+    after_revocation = FixedClock(datetime.now(UTC))
     out = io.BytesIO(b"previous content")
     with signing_env.signer(issued) as signer, pytest.raises(CertificateNotUsable, match="revoked"):
-        sign_pdf(io.BytesIO(make_pdf()), out, signer=signer, trust=signing_env.trust(), clock=fixed_clock)
+        sign_pdf(
+            io.BytesIO(make_pdf()), out, signer=signer, trust=signing_env.trust(), clock=after_revocation
+        )
     assert out.getvalue() == b""

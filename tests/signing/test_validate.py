@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
@@ -35,37 +29,12 @@ from appliance.signing import (
 )
 from appliance.signing import validate as validate_module
 from tests.fixtures.pdfs import append_content_change, encrypted_pdf, make_pdf
-from tests.signing.conftest import FixedClock
-
-NOW = datetime.now(UTC)
-
-
-def _self_signed() -> tuple[asn1_x509.Certificate, asn1_keys.PrivateKeyInfo]:
-    key = rsa.generate_private_key(65537, 2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Foreign Signer")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=30))
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), True)
-        .sign(key, hashes.SHA256())
-    )
-    der_key = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return (
-        asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
-        asn1_keys.PrivateKeyInfo.load(der_key),
-    )
+from tests.signing.conftest import NOW, FixedClock, self_signed
 
 
 @pytest.fixture(scope="module")
 def foreign() -> tuple[asn1_x509.Certificate, bytes]:
-    cert, key = _self_signed()
+    cert, key = self_signed()
     signer = signers.SimpleSigner(signing_cert=cert, signing_key=key, cert_registry=None)
     out = signers.sign_pdf(
         IncrementalPdfFileWriter(io.BytesIO(make_pdf())),

@@ -1,0 +1,174 @@
+"""Later visible signatures must not hide what an earlier signature signed (security plan P08).
+
+A signature added after another one is "form filling" to pyHanko's difference analysis,
+whatever its widget shows: an opaque appearance laid over the signed text (the amount,
+a clause) passes. So for each earlier signature, the pages that later signature widgets
+sit on are rendered as they were when it was signed and as they are now, and ink that
+was there and is now blank inside such a widget counts as hidden. Translucent seals and
+stamp text laid over the text (the usual way a company seal is applied) keep the ink
+dark and are not hidden content.
+
+Rendering is poppler's `pdftoppm` in a subprocess with memory, CPU and time limits, so
+a hostile file cannot take the worker down with it; if it cannot render, the caller
+treats the signature as unchecked (not valid).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageChops
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from appliance.signing.preflight import iter_pages
+
+log = logging.getLogger(__name__)
+
+RENDER_DPI = 72
+INK_BELOW = 128
+"""A grey level under this is ink (text, lines)."""
+BLANK_ABOVE = 200
+"""A grey level over this is paper: ink that became this bright has been covered."""
+MIN_HIDDEN_PIXELS = 12
+"""About one glyph stroke at 72 dpi; fewer is anti-aliasing at a widget's edge."""
+RENDER_TIMEOUT_SECONDS = 20
+RENDER_MEMORY_BYTES = 1024 * 1024 * 1024
+RENDER_CPU_SECONDS = 20
+
+
+class RenderFailed(Exception):
+    """The page could not be rendered (damaged file, renderer limits, renderer missing)."""
+
+
+@dataclass(frozen=True)
+class Widget:
+    page_index: int
+    rect: tuple[float, float, float, float]
+    """Normalised (x1, y1, x2, y2), x1 < x2 and y1 < y2, in default user space."""
+
+
+def visible_widgets(reader: PdfFileReader, field: generic.DictionaryObject) -> list[Widget]:
+    """The on-page widgets of a signature field that have an area (invisible signatures have none)."""
+    page_of = {
+        (ref.idnum, ref.generation): index
+        for index, (ref, _page) in enumerate(iter_pages(reader))
+        if isinstance(ref, generic.IndirectObject)
+    }
+    annotations = field.get("/Kids") if "/Rect" not in field else None
+    widgets: list[Widget] = []
+    for annotation in [field] if annotations is None else [kid.get_object() for kid in annotations]:
+        rect = _rect(annotation.get("/Rect"))
+        page = annotation.raw_get("/P") if "/P" in annotation else None
+        if rect is None or not isinstance(page, generic.IndirectObject):
+            continue
+        index = page_of.get((page.idnum, page.generation))
+        if index is not None:
+            widgets.append(Widget(page_index=index, rect=rect))
+    return widgets
+
+
+def hidden_ink(earlier: bytes, current: bytes, widgets: Sequence[Widget]) -> int:
+    """Pixels of ink in `earlier` (a complete earlier revision) that are blank in `current`,
+    inside `widgets`. Pages are rendered once each.
+
+    :raises RenderFailed: a page could not be rendered.
+    """
+    reader = PdfFileReader(io.BytesIO(current), strict=False)
+    pages = [page for _ref, page in iter_pages(reader)]
+    hidden = 0
+    for page_index in sorted({widget.page_index for widget in widgets}):
+        before = _render(earlier, page_index)
+        after = _render(current, page_index)
+        if before.size != after.size:
+            raise RenderFailed("the page size changed between the revisions")
+        was_ink = before.point(lambda level: 255 if level < INK_BELOW else 0, mode="1")
+        now_blank = after.point(lambda level: 255 if level > BLANK_ABOVE else 0, mode="1")
+        covered = ImageChops.logical_and(was_ink, now_blank)
+        on_page = [widget for widget in widgets if widget.page_index == page_index]
+        for box in _pixel_boxes(pages[page_index], on_page, covered.size):
+            hidden += covered.crop(box).histogram()[255]
+    return hidden
+
+
+def _render(pdf: bytes, page_index: int) -> Image.Image:
+    page = str(page_index + 1)
+    try:
+        result = subprocess.run(
+            [
+                # prlimit rather than preexec_fn, which is unsafe in a threaded worker
+                "prlimit",
+                f"--as={RENDER_MEMORY_BYTES}",
+                f"--cpu={RENDER_CPU_SECONDS}",
+                "pdftoppm",
+                *("-f", page, "-l", page, "-r", str(RENDER_DPI), "-gray", "-singlefile", "-"),
+            ],
+            input=pdf,
+            capture_output=True,
+            timeout=RENDER_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise RenderFailed("prlimit or pdftoppm is missing (packages util-linux, poppler-utils)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise RenderFailed(f"rendering took longer than {RENDER_TIMEOUT_SECONDS} s") from exc
+    if result.returncode != 0 or not result.stdout:
+        raise RenderFailed(f"pdftoppm exited with {result.returncode}")
+    try:
+        image = Image.open(io.BytesIO(result.stdout))
+        image.load()
+    except (OSError, ValueError) as exc:
+        raise RenderFailed("pdftoppm produced no readable image") from exc
+    return image.convert("L")
+
+
+def _pixel_boxes(
+    page: generic.DictionaryObject, widgets: Iterable[Widget], size: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
+    """Pixel boxes of the widgets on a rendered page; the whole page when rotated or unknown."""
+    width, height = size
+    crop = _rect(_inherited(page, "/CropBox")) or _rect(_inherited(page, "/MediaBox"))
+    rotation = _inherited(page, "/Rotate")
+    if crop is None or (rotation is not None and rotation != 0):
+        return [(0, 0, width, height)]
+    scale = RENDER_DPI / 72
+    left, _bottom, _right, top = crop
+    boxes = []
+    for widget in widgets:
+        x1, y1, x2, y2 = widget.rect
+        box = (
+            max(0, int((x1 - left) * scale)),
+            max(0, int((top - y2) * scale)),
+            min(width, int((x2 - left) * scale) + 1),
+            min(height, int((top - y1) * scale) + 1),
+        )
+        if box[0] < box[2] and box[1] < box[3]:
+            boxes.append(box)
+    return boxes
+
+
+def _inherited(page: generic.DictionaryObject, key: str) -> generic.PdfObject | None:
+    node: generic.DictionaryObject | None = page
+    for _level in range(64):
+        if node is None:
+            return None
+        if key in node:
+            return node[key]
+        parent = node.get("/Parent")
+        node = parent if isinstance(parent, generic.DictionaryObject) else None
+    return None
+
+
+def _rect(value: object) -> tuple[float, float, float, float] | None:
+    if not isinstance(value, generic.ArrayObject) or len(value) != 4:
+        return None
+    try:
+        x1, y1, x2, y2 = (float(item) for item in value)
+    except (TypeError, ValueError):
+        return None
+    rect = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+    return rect if rect[2] - rect[0] > 0 and rect[3] - rect[1] > 0 else None
