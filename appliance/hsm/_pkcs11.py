@@ -57,6 +57,9 @@ PRIVATE_KEY_POLICY: dict[Attribute, bool] = {
     Attribute.DECRYPT: False,
     Attribute.UNWRAP: False,
     Attribute.DERIVE: False,
+    # Read-only from creation: without it anyone holding the user PIN could re-enable
+    # DECRYPT/DERIVE or relabel the key (the usage flags above would hold only by convention).
+    Attribute.MODIFIABLE: False,
 }
 PUBLIC_KEY_POLICY: dict[Attribute, bool] = {
     Attribute.TOKEN: True,

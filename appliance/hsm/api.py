@@ -105,6 +105,9 @@ class KeyCustody(Protocol):
     def generate(self, spec: KeySpec) -> KeyRef:
         """Generate a non-extractable, sensitive, sign-only key pair inside the token.
 
+        The private key's attributes are read-only (CKA_MODIFIABLE false), so its usage
+        cannot be widened later, even by a holder of the PIN.
+
         :raises Conflict: a key with that label already exists.
         :raises KeyPolicyViolation: the token did not honour the template (the pair is deleted).
         """

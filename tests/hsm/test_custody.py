@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -13,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from pkcs11 import Attribute, KeyType, ObjectClass
+from pkcs11 import KDF, Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import _pkcs11 as p11impl
 from pkcs11 import exceptions as p11e
 from pydantic import SecretStr
 
@@ -101,6 +103,7 @@ def test_key_attributes_read_back_with_python_pkcs11(custody: Pkcs11Custody, ec_
     assert policy["private.SIGN"]
     for capability in ("DECRYPT", "UNWRAP", "DERIVE", "SIGN_RECOVER"):
         assert policy[f"private.{capability}"] is False, capability
+    assert policy["private.MODIFIABLE"] is False
     assert policy["public.VERIFY"] and policy["public.TOKEN"]
     for capability in ("ENCRYPT", "WRAP", "DERIVE"):
         assert policy[f"public.{capability}"] is False, capability
@@ -136,6 +139,21 @@ def test_key_attributes_read_back_with_pkcs11_tool(
     access = next(line for line in out.splitlines() if line.strip().startswith("Access:"))
     assert "sensitive" in access and "never extractable" in access and "always sensitive" in access
     assert " extractable" not in access.replace("never extractable", "")
+
+
+def test_pkcs11_tool_cannot_modify_a_private_key(softhsm: SoftHsm, custody: Pkcs11Custody) -> None:
+    # pkcs11-tool (OpenSC 0.23) prints CKA_MODIFIABLE for data objects only; for a key the
+    # independent check is that its C_SetAttributeValue is refused. A key of its own, since
+    # on a modifiable key this would succeed and change the CKA_ID.
+    key = custody.generate(KeySpec(new_label("tool-ro"), KeyAlgorithm.ECDSA_P256))
+    tool = ["pkcs11-tool", "--module", str(softhsm.module), "--token-label", softhsm.token_label]
+    tool += ["--login", "--pin", softhsm.pin, "--type", "privkey"]
+    changed = subprocess.run(
+        [*tool, "--id", key.key_id_hex, "--set-id", "01"], capture_output=True, text=True, timeout=60
+    )
+    assert changed.returncode != 0
+    assert "C_SetAttributeValue failed" in changed.stderr and "0x1b" in changed.stderr  # ACTION_PROHIBITED
+    assert custody.find_key(key_id=key.key_id) == key
 
 
 def test_private_key_cannot_be_exported(custody: Pkcs11Custody) -> None:
@@ -177,6 +195,82 @@ def test_private_key_cannot_be_exported(custody: Pkcs11Custody) -> None:
     assert results["wrap"] is not None and issubclass(results["wrap"], p11e.PKCS11Error)
     assert results["set_extractable"] is not None
     assert results["still_not_extractable"] is None
+
+
+CKR_ACTION_PROHIBITED = 0x1B
+CKR_KEY_FUNCTION_NOT_PERMITTED = 0x68
+
+
+def ckr(exc: p11e.PKCS11Error) -> int | None:
+    """The CKR_ value of an error python-pkcs11 0.10 has no class for ("Unmapped error code 0x68")."""
+    match = re.fullmatch(r"Unmapped error code (0x[0-9a-f]+)", str(exc))
+    return int(match.group(1), 16) if match else None
+
+
+def with_method(obj: Any, mixin: type) -> Any:
+    """`obj` with the python-pkcs11 method its flags leave out, so the call reaches the token.
+
+    python-pkcs11 offers decrypt()/derive_key() only on keys whose flags allow them; the
+    point here is that the token itself refuses, whatever a client library offers.
+    """
+    return obj if isinstance(obj, mixin) else type(type(obj).__name__, (type(obj), mixin), {})(obj.wrapper)
+
+
+def test_private_key_label_cannot_be_changed(custody: Pkcs11Custody) -> None:
+    key = custody.generate(KeySpec(new_label("read-only"), KeyAlgorithm.ECDSA_P256))
+    private, _public = private_and_public(custody, key)
+
+    def relabel(_session: Any) -> int | None:
+        try:
+            private[Attribute.LABEL] = "renamed"
+        except p11e.PKCS11Error as exc:  # caught here: the pool would map it to HsmUnavailable
+            return ckr(exc)
+        return None
+
+    assert custody.pool.run(relabel, what="test relabel") == CKR_ACTION_PROHIBITED
+    assert custody.find_key(key_id=key.key_id).label == key.label
+
+
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.RSA2048, KeyAlgorithm.ECDSA_P256])
+def test_token_refuses_every_function_but_signing(custody: Pkcs11Custody, algorithm: KeyAlgorithm) -> None:
+    """H03: a document key cannot be turned into a decryption or key-agreement key, even with the PIN."""
+    key = custody.generate(KeySpec(new_label("purpose"), algorithm))
+    private, public = private_and_public(custody, key)
+    spki = load_der_public_key(custody.public_key_info(key))
+    if isinstance(spki, rsa.RSAPublicKey):
+        ciphertext = spki.encrypt(b"session key", padding.PKCS1v15())
+        flag = Attribute.DECRYPT
+        attempts = {
+            "C_Decrypt": lambda: with_method(private, p11impl.DecryptMixin).decrypt(
+                ciphertext, mechanism=Mechanism.RSA_PKCS
+            ),
+            "C_Encrypt": lambda: with_method(private, p11impl.EncryptMixin).encrypt(
+                b"x", mechanism=Mechanism.RSA_PKCS
+            ),
+        }
+    else:
+        flag = Attribute.DERIVE
+        attempts = {
+            "C_DeriveKey": lambda: with_method(private, p11impl.DeriveMixin).derive_key(
+                KeyType.GENERIC_SECRET, 256, mechanism_param=(KDF.NULL, None, public[Attribute.EC_POINT])
+            )
+        }
+
+    def misuse(_session: Any) -> dict[str, int | None]:
+        results: dict[str, int | None] = {}
+        # first the attack a PIN holder would try: switch the function on (refused: read-only)
+        for name, attempt in {"enable": lambda: private.__setitem__(flag, True), **attempts}.items():
+            try:
+                attempt()
+                results[name] = None
+            except p11e.PKCS11Error as exc:
+                results[name] = ckr(exc)
+        return results
+
+    results = custody.pool.run(misuse, what="test misuse")
+    assert results.pop("enable") == CKR_ACTION_PROHIBITED
+    assert results == dict.fromkeys(attempts, CKR_KEY_FUNCTION_NOT_PERMITTED)
+    assert custody.sign(key, b"still signs", digest_algorithm="sha256")
 
 
 def test_generate_refuses_duplicate_label_and_bad_labels(custody: Pkcs11Custody, ec_key: KeyRef) -> None:
