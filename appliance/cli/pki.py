@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import Any
 
 import click
+from sqlalchemy.orm import Session
 
 from appliance.audit import AuditRecord, append_event
 from appliance.cli.common import load_cli_config, open_services
 from appliance.db import transaction
 from appliance.errors import ConfigError
 from appliance.models.enums import CertificateKind, RevocationReason
+from appliance.models.pki import Certificate, Crl
 from appliance.pki.bootstrap import export_pem, init_pki
 from appliance.pki.ca import PkiContext, make_context
-from appliance.pki.certs import SubjectInfo
+from appliance.pki.certs import SubjectInfo, fingerprint
 from appliance.pki.crl import refresh_crl
-from appliance.pki.external import add_trust_root, retire_trust_root
+from appliance.pki.external import add_trust_root, import_crl, retire_trust_root
 from appliance.pki.issue import issue_certificate
 from appliance.pki.revoke import revoke_by_serial
 from appliance.services import Services
@@ -75,6 +78,35 @@ def _operator() -> str:
         return "cli"
 
 
+def _log_change(session: Session, pki_ctx: PkiContext, action: str, target: Certificate | Crl) -> None:
+    """Record an operator's trust decision (a root, an external CA's CRL) in the operation log.
+
+    Call it in the transaction that makes the change: the change stands only if it is logged.
+    """
+    details: dict[str, Any]
+    if isinstance(target, Crl):
+        details = {
+            "issuer": session.get_one(Certificate, target.issuer_id).subject,
+            "number": target.number,
+            "this_update": target.this_update.isoformat(),
+            "next_update": target.next_update.isoformat(),
+            "sha256": fingerprint(target.der),
+        }
+    else:
+        details = {"subject": target.subject, "sha256": target.sha256_fingerprint}
+    append_event(
+        session,
+        AuditRecord(
+            action=action,
+            occurred_at=pki_ctx.now(),
+            actor_name=_operator(),
+            object_type="crl" if isinstance(target, Crl) else "certificate",
+            object_id=str(target.id),
+            details=details,
+        ),
+    )
+
+
 @pki.group("trust-root")
 def trust_root() -> None:
     """External root CAs the appliance trusts (certificates imported from an enterprise CA)."""
@@ -88,18 +120,7 @@ def trust_root_add(ctx: click.Context, certificate: Path) -> None:
     services, pki_ctx = _open(ctx)
     with transaction(services.sessions) as session:
         row = add_trust_root(session, pki_ctx, certificate.read_bytes())
-        # same transaction: the root is trusted only if the log records it
-        append_event(
-            session,
-            AuditRecord(
-                action="pki.trust_root_added",
-                occurred_at=pki_ctx.now(),
-                actor_name=_operator(),
-                object_type="certificate",
-                object_id=str(row.id),
-                details={"subject": row.subject, "sha256": row.sha256_fingerprint},
-            ),
-        )
+        _log_change(session, pki_ctx, "pki.trust_root_added", row)
         click.echo(f"trusted {row.subject}  sha256 {row.sha256_fingerprint}")
 
 
@@ -111,18 +132,27 @@ def trust_root_retire(ctx: click.Context, sha256: str) -> None:
     services, pki_ctx = _open(ctx)
     with transaction(services.sessions) as session:
         row = retire_trust_root(session, sha256)
-        append_event(
-            session,
-            AuditRecord(
-                action="pki.trust_root_retired",
-                occurred_at=pki_ctx.now(),
-                actor_name=_operator(),
-                object_type="certificate",
-                object_id=str(row.id),
-                details={"subject": row.subject, "sha256": row.sha256_fingerprint},
-            ),
-        )
+        _log_change(session, pki_ctx, "pki.trust_root_retired", row)
         click.echo(f"no longer trusted: {row.subject}")
+
+
+@pki.command("import-crl")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def import_crl_command(ctx: click.Context, file: Path) -> None:
+    """Store the CRL in FILE (DER or PEM) of an external CA; recorded in the operation log.
+
+    Certificates of an external CA that name a CRL distribution point sign only while a
+    current CRL of it is stored: run this with each new CRL, before the stored one's nextUpdate.
+    """
+    services, pki_ctx = _open(ctx)
+    with transaction(services.sessions) as session:
+        crl = import_crl(session, pki_ctx, file.read_bytes())
+        _log_change(session, pki_ctx, "pki.crl_imported", crl)
+        issuer = session.get_one(Certificate, crl.issuer_id).subject
+        click.echo(
+            f"imported CRL number {crl.number} of {issuer}, next update {crl.next_update:%Y-%m-%d %H:%M} UTC"
+        )
 
 
 @pki.command("issue")

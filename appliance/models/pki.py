@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appliance.models.base import Base, enum_column
@@ -67,7 +67,8 @@ class Crl(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     issuer_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
-    number: Mapped[int]
+    number: Mapped[int] = mapped_column(BigInteger)
+    """64-bit: external CAs may number CRLs by time; larger numbers are refused at import."""
     this_update: Mapped[datetime]
     next_update: Mapped[datetime]
     der: Mapped[bytes] = mapped_column(LargeBinary)

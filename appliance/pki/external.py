@@ -5,6 +5,11 @@ The imported certificate must carry exactly the HSM key's public key, allow sign
 and end at a root an administrator has already trusted (`add_trust_root`, a separate,
 logged admin action). An import never adds a trust anchor: its intermediates are stored as
 EXTERNAL_CA, which builds paths but is never trusted on its own.
+
+Signing validates revocation hard-fail, so a certificate that names a CRL distribution point
+signs only while a current CRL of its CA is stored: `import_crl` stores one (the appliance
+never fetches: it has no route to the enterprise CA), and must be repeated before each
+nextUpdate.
 """
 
 from __future__ import annotations
@@ -14,22 +19,30 @@ from datetime import datetime
 from itertools import pairwise
 from typing import TypeVar
 
-from asn1crypto import keys
+from asn1crypto import crl as asn1_crl
+from asn1crypto import keys, pem
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from appliance.errors import Conflict
+from appliance.errors import Conflict, InvalidInput
 from appliance.models.enums import CertificateKind, CertificateStatus, KeyPurpose
-from appliance.models.pki import Certificate, HsmKey
+from appliance.models.pki import Certificate, Crl, HsmKey
 from appliance.pki import certs
 from appliance.pki.ca import PkiContext, generate_recorded_key, key_ref_of, store_certificate
+from appliance.pki.crl import CA_KINDS, latest_crl
 from appliance.pki.errors import CertificateMismatch, CertificateNotFound
 
 _Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+
+EXTERNAL_ISSUER_KINDS = (CertificateKind.EXTERNAL_CA, CertificateKind.TRUST_ROOT)
+"""Stored certificates whose CRLs an administrator imports (`import_crl`)."""
+MAX_CRL_NUMBER = 2**63 - 1
+"""`crls.number` is a 64-bit BIGINT column (RFC 5280 allows up to 20 octets; CAs stay far below)."""
 
 _KIND_BY_PURPOSE = {
     KeyPurpose.PERSON: CertificateKind.PERSON,
@@ -288,3 +301,132 @@ def import_certificate(
         user_id=key_row.owner_user_id,
         organisation_id=key_row.owner_organisation_id,
     )
+
+
+def _load_crl(der_or_pem: bytes) -> tuple[bytes, asn1_crl.CertificateList]:
+    """The DER and the fully parsed CRL; InvalidInput for anything else."""
+    der = der_or_pem
+    try:
+        if pem.detect(der_or_pem):
+            kind, _headers, der = pem.unarmor(der_or_pem)
+            if kind != "X509 CRL":
+                raise ValueError(f"PEM block {kind!r}")
+        crl = asn1_crl.CertificateList.load(der, strict=True)
+        crl.native  # noqa: B018 - asn1crypto parses lazily: force every field now
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidInput("the file is not an X.509 CRL (DER or PEM); give the CA's CRL file") from exc
+    return der, crl
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, row: Certificate) -> bool:
+    try:
+        key = x509.load_der_x509_certificate(row.der).public_key()
+        # a key that cannot sign (X25519, DH) raises TypeError: it issued no CRL
+        return crl.is_signature_valid(key)  # type: ignore[arg-type]
+    except (ValueError, TypeError, UnsupportedAlgorithm, InvalidSignature):
+        return False
+
+
+def _crl_issuer(session: Session, crl: asn1_crl.CertificateList, der: bytes) -> Certificate:
+    """The active external CA or trusted root named as the CRL's issuer whose key signed it."""
+    issuer_name = crl.issuer
+    named = [
+        row
+        for row in session.scalars(
+            select(Certificate).where(Certificate.kind.in_(EXTERNAL_ISSUER_KINDS + CA_KINDS))
+        )
+        # asn1crypto compares names as RFC 5280 says (case and spacing of strings ignored)
+        if asn1_x509.Certificate.load(row.der).subject == issuer_name
+    ]
+    external = [
+        row for row in named if row.kind in EXTERNAL_ISSUER_KINDS and row.status is CertificateStatus.ACTIVE
+    ]
+    try:
+        signed = x509.load_der_x509_crl(der)
+    except ValueError as exc:
+        raise InvalidInput("the CRL cannot be read for its signature check; give the CA's CRL file") from exc
+    issuer = next((row for row in external if _crl_signed_by(signed, row)), None)
+    name = issuer_name.human_friendly
+    if issuer is not None:
+        usage = _extension(x509.load_der_x509_certificate(issuer.der), x509.KeyUsage)
+        if usage is not None and not usage.crl_sign:
+            # validation would ignore such a CRL and signing would still fail: say so now
+            raise InvalidInput(f"the certificate of {name} may not sign CRLs (key usage cRLSign)")
+        return issuer
+    if any(row.kind in CA_KINDS for row in named):
+        raise InvalidInput(
+            f"this CRL names the appliance's own CA ({name}); the appliance publishes its own CRLs"
+            " itself (`appliance pki crl`): import only CRLs of external CAs"
+        )
+    if external:
+        raise InvalidInput(
+            f"the CRL's signature does not verify with the stored certificate of {name}:"
+            " it is damaged, forged or signed by another key; get the CRL from the CA again"
+        )
+    raise CertificateNotFound(
+        f"no external CA named {name} is trusted by this appliance; trust its root"
+        " (`appliance pki trust-root add`) or import a certificate it issued with its chain first"
+    )
+
+
+def import_crl(session: Session, ctx: PkiContext, der_or_pem: bytes) -> Crl:
+    """Store a CRL of an external CA (an intermediate stored by an import, or a trusted root).
+
+    Signing and validation then use it like the appliance's own CRLs (the newest number per
+    issuer). The caller records this in the operation log in the same transaction, as for
+    `add_trust_root`. Flushes, never commits.
+    :raises InvalidInput: not a CRL; a delta CRL; a CRL of the appliance's own CA; a signature
+        that does not verify; past its nextUpdate or without one; thisUpdate in the future;
+        no CRL number, or one too large to store.
+    :raises CertificateNotFound: no trusted external CA has the CRL's issuer name.
+    :raises Conflict: the CRL number is not above the newest stored CRL of that CA.
+    """
+    der, crl = _load_crl(der_or_pem)
+    if crl.delta_crl_indicator_value is not None:
+        raise InvalidInput("this is a delta CRL; import the CA's full CRL instead")
+    issuer = _crl_issuer(session, crl, der)
+    name = issuer.subject
+    tbs = crl["tbs_cert_list"]
+    this_update: datetime = tbs["this_update"].native
+    next_update: datetime | None = tbs["next_update"].native
+    now = ctx.now()
+    if next_update is None:
+        raise InvalidInput(
+            f"the CRL of {name} has no nextUpdate, so the appliance cannot tell when it goes stale;"
+            " ask the CA for a CRL with a nextUpdate"
+        )
+    if this_update > now:
+        raise InvalidInput(
+            f"the CRL of {name} is issued in the future (thisUpdate {this_update:%Y-%m-%d %H:%M} UTC);"
+            " check this appliance's clock and the CA's"
+        )
+    if now >= next_update:
+        raise InvalidInput(
+            f"the CRL of {name} is stale (nextUpdate {next_update:%Y-%m-%d %H:%M} UTC has passed);"
+            " download the CA's current CRL"
+        )
+    number = crl.crl_number_value
+    if number is None:
+        raise InvalidInput(
+            f"the CRL of {name} has no CRL number; the appliance needs it to tell a newer CRL"
+            " from an older one, so it cannot accept this CRL"
+        )
+    number = int(number)
+    if number > MAX_CRL_NUMBER:
+        raise InvalidInput(
+            f"the CRL of {name} has number {number}, larger than this appliance can store"
+            f" (at most {MAX_CRL_NUMBER}); report this to the appliance's maintainers"
+        )
+    newest = latest_crl(session, issuer.id)
+    if newest is not None and number <= newest.number:
+        raise Conflict(
+            f"the CRL of {name} has number {number}, but number {newest.number} is stored already;"
+            " import a newer CRL"
+        )
+    row = Crl(issuer_id=issuer.id, number=number, this_update=this_update, next_update=next_update, der=der)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as exc:
+        raise Conflict(f"CRL number {number} of {name} was imported at the same time; try again") from exc
+    return row

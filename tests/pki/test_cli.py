@@ -34,6 +34,7 @@ def run(*args: str) -> Any:
         ["pki", "crl", "--help"],
         ["pki", "trust-root", "add", "--help"],
         ["pki", "trust-root", "retire", "--help"],
+        ["pki", "import-crl", "--help"],
     ],
 )
 def test_help(args: list[str]) -> None:

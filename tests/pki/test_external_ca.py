@@ -2,11 +2,15 @@
 
 An import never adds a trust anchor: the chain must end at a root an administrator trusted
 first (`add_trust_root`, `appliance pki trust-root add`, logged), intermediates are stored as
-EXTERNAL_CA, and the imported certificate must be a valid signing certificate.
+EXTERNAL_CA, and the imported certificate must be a valid signing certificate. A certificate
+naming a CRL distribution point signs only while a current CRL of its CA is stored
+(`import_crl`, `appliance pki import-crl`).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,15 +27,25 @@ from sqlalchemy import func, select
 from appliance.audit import verify_chain
 from appliance.cli import main
 from appliance.db import transaction
-from appliance.errors import Conflict
+from appliance.errors import Conflict, InvalidInput
 from appliance.models import AuditEvent
 from appliance.models.enums import CertificateKind, CertificateStatus
-from appliance.models.pki import Certificate
+from appliance.models.pki import Certificate, Crl
 from appliance.pki.certs import SubjectInfo
-from appliance.pki.errors import CertificateMismatch
-from appliance.pki.external import add_trust_root, create_csr, import_certificate, retire_trust_root
+from appliance.pki.crl import current_crl
+from appliance.pki.errors import CertificateMismatch, CertificateNotFound, CertificateNotUsable
+from appliance.pki.external import (
+    add_trust_root,
+    create_csr,
+    import_certificate,
+    import_crl,
+    retire_trust_root,
+)
+from appliance.signing.documents import sign_file_with_key
+from appliance.signing.pades import SignOptions
 from appliance.signing.trust import load_trust_material
 from tests.fixtures.hsm import PkiEnv
+from tests.fixtures.pdfs import make_pdf
 
 pytestmark = pytest.mark.hsm
 
@@ -71,6 +85,7 @@ class Ca:
         usage: dict[str, bool] | None = None,
         start: timedelta = timedelta(minutes=-1),
         end: timedelta = timedelta(days=10),
+        crl_url: str | None = None,
     ) -> x509.Certificate:
         now = datetime.now(UTC)
         builder = (
@@ -85,7 +100,44 @@ class Ca:
         )
         if usage is not None:
             builder = builder.add_extension(_key_usage(**usage), critical=True)
+        if crl_url is not None:
+            # a declared CRL makes hard-fail revocation checking apply to the certificate
+            point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+            builder = builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
         return builder.sign(self.key, hashes.SHA256())
+
+    def crl(
+        self,
+        number: int | None,
+        *,
+        revoked: Sequence[int] = (),
+        this_update: timedelta = timedelta(minutes=-1),
+        next_update: timedelta = timedelta(days=1),
+        signer: ec.EllipticCurvePrivateKey | None = None,
+        delta_of: int | None = None,
+        pem: bool = False,
+    ) -> bytes:
+        """This CA's CRL (signed by `signer` instead, to forge one)."""
+        now = datetime.now(UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now + this_update)
+            .next_update(now + next_update)
+        )
+        if number is not None:
+            builder = builder.add_extension(x509.CRLNumber(number), critical=False)
+        if delta_of is not None:
+            builder = builder.add_extension(x509.DeltaCRLIndicator(delta_of), critical=True)
+        for serial in revoked:
+            entry = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(now - timedelta(minutes=1))
+            )
+            builder = builder.add_revoked_certificate(entry.build())
+        crl = builder.sign(signer or self.key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.PEM if pem else serialization.Encoding.DER)
 
     def intermediate(self, name: str, **kwargs: Any) -> Ca:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -272,4 +324,134 @@ def test_cli_trust_root_add_and_retire_are_logged(pki_env: PkiEnv, tmp_path: Pat
         mine = [e for e in events if fingerprint in (e.details or "")]
         assert [e.action for e in mine] == ["pki.trust_root_added", "pki.trust_root_retired"]
         assert all(e.actor_name and e.actor_name.startswith("cli") for e in mine)
+        assert verify_chain(session) == []
+
+
+# -- CRLs of external CAs -------------------------------------------------------------------------
+
+CRL_URL = "http://ca.corp.example/root.crl"
+
+
+def external_signer(pki_env: PkiEnv, root_name: str) -> tuple[Ca, str, int]:
+    """A trusted enterprise root, and an HSM key with a certificate it issued naming its CRL.
+
+    Returns the root, the key label and the certificate's serial number.
+    """
+    root = enterprise_root(root_name)
+    ctx = pki_env.context()
+    with transaction(pki_env.services.sessions) as session:
+        add_trust_root(session, ctx, root.der)
+        key_row, csr_der = create_csr(session, ctx, SubjectInfo("Zheng Shisan", "Example Corp"))
+        leaf = issue_leaf(root, csr_der, crl_url=CRL_URL)
+        import_certificate(session, ctx, key_row.label, leaf, [])
+    return root, key_row.label, x509.load_der_x509_certificate(leaf).serial_number
+
+
+def signs(pki_env: PkiEnv, key_label: str, tmp_path: Path) -> Callable[[], Any]:
+    source = tmp_path / "contract.pdf"
+    source.write_bytes(make_pdf())
+    services = pki_env.services
+
+    def sign() -> Any:
+        return sign_file_with_key(
+            config=pki_env.config,
+            custody=services.custody,
+            sessions=services.sessions,
+            clock=services.clock,
+            timestamper=None,
+            key_label=key_label,
+            source=source,
+            destination=tmp_path / "signed.pdf",
+            options=SignOptions(),
+        )
+
+    return sign
+
+
+def imported(pki_env: PkiEnv, crl: bytes) -> Crl:
+    with transaction(pki_env.services.sessions) as session:
+        return import_crl(session, pki_env.context(), crl)
+
+
+def test_external_certificate_signs_only_with_a_current_crl_of_its_ca(
+    pki_env: PkiEnv, tmp_path: Path
+) -> None:
+    root, key_label, serial = external_signer(pki_env, "CRL Root")
+    sign = signs(pki_env, key_label, tmp_path)
+    with pytest.raises(CertificateNotUsable, match="revocation status is unknown"):
+        sign()
+    assert not (tmp_path / "signed.pdf").exists()
+
+    first = imported(pki_env, root.crl(1))
+    assert first.number == 1 and first.next_update > datetime.now(UTC)
+    assert sign().sha256 == hashlib.sha256((tmp_path / "signed.pdf").read_bytes()).hexdigest()
+
+    imported(pki_env, root.crl(2, revoked=[serial], pem=True))
+    with pytest.raises(CertificateNotUsable, match="revoked"):
+        sign()
+
+
+def test_import_crl_refusals(pki_env: PkiEnv) -> None:
+    root, _label, _serial = external_signer(pki_env, "Refusing Root")
+    stranger = enterprise_root("Stranger CRL Root")
+    with transaction(pki_env.services.sessions) as session:
+        own_crl = current_crl(session, pki_env.context()).der
+    forger = ec.generate_private_key(ec.SECP256R1())
+    imported(pki_env, root.crl(5))
+    for crl, error, message in (
+        (b"not a CRL", InvalidInput, "not an X.509 CRL"),
+        (root.cert.public_bytes(serialization.Encoding.PEM), InvalidInput, "not an X.509 CRL"),
+        (root.crl(6, signer=forger), InvalidInput, "signature does not verify"),
+        (stranger.crl(1), CertificateNotFound, "no external CA named"),
+        (root.crl(6, this_update=timedelta(days=-2), next_update=timedelta(days=-1)), InvalidInput, "stale"),
+        (root.crl(6, this_update=timedelta(hours=1)), InvalidInput, "in the future"),
+        (root.crl(5), Conflict, "number 5 is stored already"),
+        (root.crl(4), Conflict, "number 5 is stored already"),
+        (root.crl(None), InvalidInput, "no CRL number"),
+        (root.crl(7, delta_of=5), InvalidInput, "delta CRL"),
+        (own_crl, InvalidInput, "appliance's own CA"),
+        (root.crl(2**64), InvalidInput, "larger than this appliance can store"),
+    ):
+        with transaction(pki_env.services.sessions) as session:
+            before = session.scalar(select(func.count(Crl.id)))
+            with pytest.raises(error, match=message):
+                import_crl(session, pki_env.context(), crl)
+            assert session.scalar(select(func.count(Crl.id))) == before
+    assert imported(pki_env, root.crl(6)).number == 6
+    # CAs that number CRLs by time need 64 bits
+    assert imported(pki_env, root.crl(20_261_123_120_000)).number == 20_261_123_120_000
+    # a CA whose certificate forbids CRL signing: validation would ignore its CRL anyway
+    no_crl_sign = root.intermediate("No cRLSign CA", usage={"key_cert_sign": True})
+    ctx = pki_env.context()
+    with transaction(pki_env.services.sessions) as session:
+        key_row, csr_der = create_csr(session, ctx, SubjectInfo("Feng Shisi"))
+        import_certificate(session, ctx, key_row.label, issue_leaf(no_crl_sign, csr_der), [no_crl_sign.der])
+        with pytest.raises(InvalidInput, match="cRLSign"):
+            import_crl(session, ctx, no_crl_sign.crl(1))
+
+
+def test_cli_import_crl_is_logged(pki_env: PkiEnv, tmp_path: Path) -> None:
+    root, _label, _serial = external_signer(pki_env, "CLI CRL Root")
+    crl_file = tmp_path / "root.crl"
+    crl_file.write_bytes(root.crl(3))
+    config = str(pki_env.config_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["--config", config, "pki", "import-crl", str(crl_file)])
+    assert result.exit_code == 0, result.output
+    assert "CRL number 3 of" in result.output and "CLI CRL Root" in result.output
+    again = runner.invoke(main, ["--config", config, "pki", "import-crl", str(crl_file)])
+    assert again.exit_code == 1
+    (line,) = again.output.strip().splitlines()
+    assert line.startswith("error: the CRL of") and "number 3 is stored already" in line
+    crl_file.write_bytes(b"garbage")
+    bad = runner.invoke(main, ["--config", config, "pki", "import-crl", str(crl_file)])
+    assert bad.exit_code == 1 and bad.output.startswith("error: the file is not an X.509 CRL")
+    with pki_env.services.sessions() as session:
+        (event,) = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "pki.crl_imported", AuditEvent.details.contains("CLI CRL Root")
+            )
+        ).all()
+        assert event.actor_name and event.actor_name.startswith("cli") and event.object_type == "crl"
+        assert '"number":3' in (event.details or "")
         assert verify_chain(session) == []

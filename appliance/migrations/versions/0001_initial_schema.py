@@ -372,7 +372,7 @@ def upgrade() -> None:
         "crls",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("issuer_id", sa.Integer(), nullable=False),
-        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("number", sa.BigInteger(), nullable=False),
         sa.Column("this_update", sa.DateTime(timezone=True), nullable=False),
         sa.Column("next_update", sa.DateTime(timezone=True), nullable=False),
         sa.Column("der", sa.LargeBinary(), nullable=False),
