@@ -11,6 +11,7 @@ import re
 
 import pytest
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
@@ -166,3 +167,37 @@ def test_report_json_is_plain(foreign) -> None:
     assert as_json["verdict"] == "valid"
     assert as_json["signatures"][0]["coverage"] == "entire_file"
     assert "Foreign Signer" in text
+
+
+def test_shadow_hide_and_replace_is_invalid() -> None:
+    """P07: content prepared unreferenced before signing and switched in afterwards."""
+    cert, key = self_signed("Shadow Test Signer")
+    prepared = IncrementalPdfFileWriter(io.BytesIO(make_pdf()))
+    shadow = prepared.add_object(
+        generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 720 Td (Amount: 1,000,000) Tj ET\n")
+    )
+    with_shadow = io.BytesIO()
+    prepared.write(with_shadow)
+    signer = signers.SimpleSigner(signing_cert=cert, signing_key=key, cert_registry=None)
+    signed = signers.sign_pdf(
+        IncrementalPdfFileWriter(with_shadow),
+        signers.PdfSignatureMetadata(field_name="Sig1", subfilter=SigSeedSubFilter.PADES),
+        signer=signer,
+    ).getvalue()
+    trust = TrustMaterial(roots=(cert,))
+    assert _report(signed, trust).verdict is Verdict.VALID
+
+    attack = IncrementalPdfFileWriter(io.BytesIO(signed))
+    page = attack.root["/Pages"]["/Kids"][0].get_object()
+    page["/Contents"] = generic.IndirectObject(shadow.idnum, shadow.generation, attack)
+    attack.update_container(page)
+    attacked = io.BytesIO()
+    attack.write(attacked)  # no new object: only the page now points at the shadow content
+    shown = PdfFileReader(attacked).root["/Pages"]["/Kids"][0]["/Contents"].data
+    assert b"1,000,000" in shown  # the attack works: a viewer shows the shadow content
+
+    report = _report(attacked.getvalue(), trust)
+
+    assert report.verdict is Verdict.INVALID
+    (sig,) = report.signatures
+    assert sig.modification is Modification.OTHER and "modified_after_signing" in sig.problems
