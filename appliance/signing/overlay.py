@@ -20,6 +20,7 @@ import logging
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from PIL import Image, ImageChops
 from pyhanko.pdf_utils import generic
@@ -52,47 +53,72 @@ class Widget:
     """Normalised (x1, y1, x2, y2), x1 < x2 and y1 < y2, in default user space."""
 
 
-def visible_widgets(reader: PdfFileReader, field: generic.DictionaryObject) -> list[Widget]:
-    """The on-page widgets of a signature field that have an area (invisible signatures have none)."""
-    page_of = {
-        (ref.idnum, ref.generation): index
-        for index, (ref, _page) in enumerate(iter_pages(reader))
-        if isinstance(ref, generic.IndirectObject)
-    }
-    annotations = field.get("/Kids") if "/Rect" not in field else None
-    widgets: list[Widget] = []
-    for annotation in [field] if annotations is None else [kid.get_object() for kid in annotations]:
-        rect = _rect(annotation.get("/Rect"))
-        page = annotation.raw_get("/P") if "/P" in annotation else None
-        if rect is None or not isinstance(page, generic.IndirectObject):
-            continue
-        index = page_of.get((page.idnum, page.generation))
-        if index is not None:
-            widgets.append(Widget(page_index=index, rect=rect))
-    return widgets
+class OverlayCheck:
+    """Compares earlier revisions of one document with the document as it is now.
 
-
-def hidden_ink(earlier: bytes, current: bytes, widgets: Sequence[Widget]) -> int:
-    """Pixels of ink in `earlier` (a complete earlier revision) that are blank in `current`,
-    inside `widgets`. Pages are rendered once each.
-
-    :raises RenderFailed: a page could not be rendered.
+    Each page of the current document is rendered at most once, however many earlier
+    signatures are compared with it.
     """
-    reader = PdfFileReader(io.BytesIO(current), strict=False)
-    pages = [page for _ref, page in iter_pages(reader)]
-    hidden = 0
-    for page_index in sorted({widget.page_index for widget in widgets}):
-        before = _render(earlier, page_index)
-        after = _render(current, page_index)
-        if before.size != after.size:
-            raise RenderFailed("the page size changed between the revisions")
-        was_ink = before.point(lambda level: 255 if level < INK_BELOW else 0, mode="1")
-        now_blank = after.point(lambda level: 255 if level > BLANK_ABOVE else 0, mode="1")
-        covered = ImageChops.logical_and(was_ink, now_blank)
-        on_page = [widget for widget in widgets if widget.page_index == page_index]
-        for box in _pixel_boxes(pages[page_index], on_page, covered.size):
-            hidden += covered.crop(box).histogram()[255]
-    return hidden
+
+    def __init__(self, reader: PdfFileReader, stream: BinaryIO) -> None:
+        """`reader` reads `stream`, the document as it is now.
+
+        :raises PdfRejected: the page tree is damaged.
+        """
+        leaves = list(iter_pages(reader))
+        self._pages = [page for _ref, page in leaves]
+        self._page_of = {
+            (ref.idnum, ref.generation): index
+            for index, (ref, _page) in enumerate(leaves)
+            if isinstance(ref, generic.IndirectObject)
+        }
+        self._stream = stream
+        self._current: bytes | None = None
+        self._rendered: dict[int, Image.Image] = {}
+
+    def visible_widgets(self, field: generic.DictionaryObject) -> list[Widget]:
+        """The on-page widgets of a signature field that have an area (invisible ones have none)."""
+        annotations = field.get("/Kids") if "/Rect" not in field else None
+        widgets: list[Widget] = []
+        for annotation in [field] if annotations is None else [kid.get_object() for kid in annotations]:
+            rect = _rect(annotation.get("/Rect"))
+            page = annotation.raw_get("/P") if "/P" in annotation else None
+            if rect is None or not isinstance(page, generic.IndirectObject):
+                continue
+            index = self._page_of.get((page.idnum, page.generation))
+            if index is not None:
+                widgets.append(Widget(page_index=index, rect=rect))
+        return widgets
+
+    def current_bytes(self) -> bytes:
+        if self._current is None:
+            self._stream.seek(0)
+            self._current = self._stream.read()
+        return self._current
+
+    def hidden_ink(self, earlier: bytes, widgets: Sequence[Widget]) -> int:
+        """Pixels of ink in `earlier` (a complete earlier revision) that are blank now, inside `widgets`.
+
+        :raises RenderFailed: a page could not be rendered.
+        """
+        hidden = 0
+        for page_index in sorted({widget.page_index for widget in widgets}):
+            before = _render(earlier, page_index)
+            after = self._render_current(page_index)
+            if before.size != after.size:
+                raise RenderFailed("the page size changed between the revisions")
+            was_ink = before.point(lambda level: 255 if level < INK_BELOW else 0, mode="1")
+            now_blank = after.point(lambda level: 255 if level > BLANK_ABOVE else 0, mode="1")
+            covered = ImageChops.logical_and(was_ink, now_blank)
+            on_page = [widget for widget in widgets if widget.page_index == page_index]
+            for box in _pixel_boxes(self._pages[page_index], on_page, covered.size):
+                hidden += covered.crop(box).histogram()[255]
+        return hidden
+
+    def _render_current(self, page_index: int) -> Image.Image:
+        if page_index not in self._rendered:
+            self._rendered[page_index] = _render(self.current_bytes(), page_index)
+        return self._rendered[page_index]
 
 
 def _render(pdf: bytes, page_index: int) -> Image.Image:

@@ -423,14 +423,11 @@ def _check_overlays(
 ) -> list[SignatureFacts]:
     """Mark each signature whose signed content a later visible signature hides (see overlay)."""
     try:
-        widgets = [overlay.visible_widgets(reader, sig.sig_field) for sig in embedded]
+        check = overlay.OverlayCheck(reader, stream)
+        widgets = [check.visible_widgets(sig.sig_field) for sig in embedded]
     except (PdfError, PdfRejected, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.info("signature widgets cannot be read: %s", exc.__class__.__name__)
         return [_with_problem(f, "overlay_unchecked") for f in facts]
-    if not any(widgets[1:]):
-        return facts
-    stream.seek(0)
-    current = stream.read()
     checked: list[SignatureFacts] = []
     for index, (sig, sig_facts) in enumerate(zip(embedded, facts, strict=True)):
         later = [widget for found in widgets[index + 1 :] for widget in found]
@@ -439,15 +436,13 @@ def _check_overlays(
             checked.append(sig_facts)
             continue
         try:
-            hidden = overlay.hidden_ink(current[:end], current, later)
+            hidden = check.hidden_ink(check.current_bytes()[:end], later)
         except (overlay.RenderFailed, PdfError, PdfRejected, ValueError, KeyError, TypeError) as exc:
             log.warning("signature %d: pages under later signatures not compared: %s", index + 1, exc)
             checked.append(_with_problem(sig_facts, "overlay_unchecked"))
             continue
-        if hidden >= overlay.MIN_HIDDEN_PIXELS:
-            checked.append(_with_problem(sig_facts, "hidden_by_later_signature"))
-        else:
-            checked.append(sig_facts)
+        hidden_content = hidden >= overlay.MIN_HIDDEN_PIXELS
+        checked.append(_with_problem(sig_facts, "hidden_by_later_signature") if hidden_content else sig_facts)
     return checked
 
 
