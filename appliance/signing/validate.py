@@ -4,7 +4,9 @@ pyHanko does the cryptography, path validation and difference analysis; the verd
 ours (DESIGN §9): difference analysis is never skipped, only the appliance's trust roots
 count, and coverage, modification level and DocMDP are checked here rather than taken
 from pyHanko's `bottom_line` (which passes an incremental-saving attack when the diff
-is skipped). Anything that cannot be parsed or evaluated makes its signature invalid.
+is skipped). A later visible signature that hides what an earlier one signed makes the
+earlier one invalid (appliance.signing.overlay). Anything that cannot be parsed or
+evaluated makes its signature invalid; files beyond `ValidationLimits` are refused.
 """
 
 from __future__ import annotations
