@@ -37,6 +37,8 @@ BLANK_ABOVE = 200
 """A grey level over this is paper: ink that became this bright has been covered."""
 MIN_HIDDEN_PIXELS = 12
 """About one glyph stroke at 72 dpi; fewer is anti-aliasing at a widget's edge."""
+MAX_PAGE_POINTS = 5000
+"""Larger than A0 (3370 points); a bigger page is not compared (the signature is unchecked)."""
 RENDER_TIMEOUT_SECONDS = 20
 RENDER_MEMORY_BYTES = 1024 * 1024 * 1024
 RENDER_CPU_SECONDS = 20
@@ -103,6 +105,7 @@ class OverlayCheck:
         """
         hidden = 0
         for page_index in sorted({widget.page_index for widget in widgets}):
+            _check_page_size(self._pages[page_index])
             before = _render(earlier, page_index)
             after = self._render_current(page_index)
             if before.size != after.size:
@@ -119,6 +122,14 @@ class OverlayCheck:
         if page_index not in self._rendered:
             self._rendered[page_index] = _render(self.current_bytes(), page_index)
         return self._rendered[page_index]
+
+
+def _check_page_size(page: generic.DictionaryObject) -> None:
+    # the rendered bitmap comes back into the worker: a poster-sized page would cost it
+    # hundreds of MiB
+    box = _rect(_inherited(page, "/MediaBox"))
+    if box is None or max(box[2] - box[0], box[3] - box[1]) > MAX_PAGE_POINTS:
+        raise RenderFailed(f"the page is larger than {MAX_PAGE_POINTS} points or has no media box")
 
 
 def _render(pdf: bytes, page_index: int) -> Image.Image:

@@ -95,6 +95,21 @@ def test_without_a_renderer_the_earlier_signature_is_not_valid(
     assert report.verdict is Verdict.INVALID
 
 
+def test_a_page_too_large_to_render_is_unchecked(approved) -> None:
+    trust, signer, _signed = approved
+    # same length, so the xref offsets stay right: a 9999-point-wide page
+    poster = make_pdf().replace(b"/MediaBox [0 0 595 842]", b"/MediaBox [0 0 9999 99]")
+    first = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(poster)),
+        signers.PdfSignatureMetadata(field_name="First", subfilter=SigSeedSubFilter.PADES),
+        signer=signer,
+    ).getvalue()
+
+    report = _report(_second_signature(first, signer, opaque=False), trust)
+
+    assert "overlay_unchecked" in report.signatures[0].problems
+
+
 @pytest.mark.hsm
 def test_appliance_seal_over_the_text_of_an_earlier_signature_is_valid(
     signing_env: SigningEnv, fixed_clock: FixedClock
