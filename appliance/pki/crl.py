@@ -113,7 +113,10 @@ def refresh_crl(
     For the scheduled job and `appliance pki crl`; returns the CRL now in force. Flushes,
     never commits.
     """
-    issuer = _issuer_row(session, issuer_kind)
+    return _refresh(session, ctx, _issuer_row(session, issuer_kind))
+
+
+def _refresh(session: Session, ctx: PkiContext, issuer: Certificate) -> Crl:
     margin = refresh_margin(ctx)
     if (fresh := _fresh(session, issuer.id, ctx.now(), margin)) is not None:
         return fresh
@@ -121,7 +124,7 @@ def refresh_crl(
     # another node may have refreshed while this one waited for the lock
     if (fresh := _fresh(session, issuer.id, ctx.now(), margin)) is not None:
         return fresh
-    return publish_crl(session, ctx, issuer_kind)
+    return publish_crl(session, ctx, issuer.kind)
 
 
 def refresh_crls(session: Session, ctx: PkiContext) -> list[Crl]:
@@ -134,10 +137,11 @@ def refresh_own_crls(session: Session, ctx: PkiContext) -> list[Crl]:
 
     A signature is refused under hard-fail revocation once the newest CRL of its chain is past
     its nextUpdate, and it embeds those CRLs (B-LT). Refreshing here means signing never
-    depends on the scheduled job having run; it costs two reads while the CRLs are fresh.
+    depends on the scheduled job having run; it costs four reads while the CRLs are fresh.
     An appliance signing only with externally issued certificates may have no CA of its own.
     """
-    return [refresh_crl(session, ctx, kind) for kind in CA_KINDS if active_certificate(session, kind)]
+    issuers = (active_certificate(session, kind) for kind in CA_KINDS)
+    return [_refresh(session, ctx, issuer) for issuer in issuers if issuer is not None]
 
 
 def current_crl(
