@@ -26,7 +26,7 @@ from PIL import Image, ImageChops
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from appliance.signing.preflight import iter_pages
+from appliance.signing.preflight import inherited_attribute, iter_pages
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class OverlayCheck:
 def _check_page_size(page: generic.DictionaryObject) -> None:
     # the rendered bitmap comes back into the worker: a poster-sized page would cost it
     # hundreds of MiB
-    box = _rect(_inherited(page, "/MediaBox"))
+    box = _rect(inherited_attribute(page, "/MediaBox"))
     if box is None or max(box[2] - box[0], box[3] - box[1]) > MAX_PAGE_POINTS:
         raise RenderFailed(f"the page is larger than {MAX_PAGE_POINTS} points or has no media box")
 
@@ -168,8 +168,8 @@ def _pixel_boxes(
 ) -> list[tuple[int, int, int, int]]:
     """Pixel boxes of the widgets on a rendered page; the whole page when rotated or unknown."""
     width, height = size
-    crop = _rect(_inherited(page, "/CropBox")) or _rect(_inherited(page, "/MediaBox"))
-    rotation = _inherited(page, "/Rotate")
+    crop = _rect(inherited_attribute(page, "/CropBox")) or _rect(inherited_attribute(page, "/MediaBox"))
+    rotation = inherited_attribute(page, "/Rotate")
     if crop is None or (rotation is not None and rotation != 0):
         return [(0, 0, width, height)]
     scale = RENDER_DPI / 72
@@ -186,18 +186,6 @@ def _pixel_boxes(
         if box[0] < box[2] and box[1] < box[3]:
             boxes.append(box)
     return boxes
-
-
-def _inherited(page: generic.DictionaryObject, key: str) -> generic.PdfObject | None:
-    node: generic.DictionaryObject | None = page
-    for _level in range(64):
-        if node is None:
-            return None
-        if key in node:
-            return node[key]
-        parent = node.get("/Parent")
-        node = parent if isinstance(parent, generic.DictionaryObject) else None
-    return None
 
 
 def _rect(value: object) -> tuple[float, float, float, float] | None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import DEFAULT_CHUNK_SIZE, PdfError
 from pyhanko.sign import fields, signers
@@ -57,7 +58,13 @@ from appliance.errors import ApplianceError
 from appliance.signing.appearance import Appearance, check_placement, stamp_style
 from appliance.signing.errors import CertificateNotUsable, PdfRejected, RejectReason, SigningFailed
 from appliance.signing.pathcache import SIGNER_PATHS
-from appliance.signing.preflight import DEFAULT_MAX_PAGES, PdfFacts, inspect_pdf, open_strict_reader
+from appliance.signing.preflight import (
+    DEFAULT_MAX_PAGES,
+    PdfFacts,
+    inherited_attribute,
+    inspect_pdf,
+    open_strict_reader,
+)
 from appliance.signing.trust import TrustMaterial
 
 DIGEST_ALGORITHM = "sha256"
@@ -564,14 +571,8 @@ def _field_spec(
 
 def _media_box(writer: IncrementalPdfFileWriter, page_index: int) -> tuple[float, ...] | None:
     page_ref, _resources = writer.find_page_for_modification(page_index)
-    node = page_ref.get_object()
-    while node is not None:
-        box = node.get("/MediaBox")
-        if box is not None:
-            return tuple(float(value) for value in box)
-        parent = node.get("/Parent")
-        node = parent.get_object() if parent is not None else None
-    return None
+    box = inherited_attribute(page_ref.get_object(), "/MediaBox")
+    return tuple(float(value) for value in box) if isinstance(box, generic.ArrayObject) else None
 
 
 @contextmanager

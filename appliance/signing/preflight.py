@@ -145,6 +145,21 @@ def iter_pages(reader: PdfFileReader) -> Iterator[tuple[generic.PdfObject, gener
         pending.extend((kids.raw_get(index), depth + 1) for index in reversed(range(len(kids))))
 
 
+def inherited_attribute(page: generic.DictionaryObject, key: str) -> generic.PdfObject | None:
+    """A page attribute that may sit on an ancestor (MediaBox, CropBox, Rotate, Resources).
+
+    The walk up /Parent is bounded like the walk down, so a /Parent cycle cannot hang it.
+    """
+    node: generic.PdfObject | None = page
+    for _level in range(MAX_PAGE_TREE_DEPTH + 1):
+        if not isinstance(node, generic.DictionaryObject):
+            return None
+        if key in node:
+            return node[key]
+        node = node.get("/Parent")
+    return None
+
+
 def _page_count(reader: PdfFileReader, max_pages: int) -> int:
     """The pages actually in the page tree, refusing more than `max_pages` while counting.
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from appliance.signing import (
     PdfRejected,
@@ -17,6 +18,7 @@ from appliance.signing import (
     sign_pdf,
     validate_pdf,
 )
+from appliance.signing.preflight import inherited_attribute, iter_pages
 from tests.fixtures.pdfs import make_pdf
 from tests.signing.conftest import FixedClock, SigningEnv
 
@@ -81,3 +83,15 @@ def test_validator_refuses_files_beyond_its_limits(signing_env: SigningEnv, fixe
             validate_pdf(twice, trust, fixed_clock, limits)
         assert refused.value.reason is RejectReason.TOO_LARGE
         assert message in str(refused.value)
+
+
+def test_inherited_page_attributes_survive_a_parent_cycle() -> None:
+    # the page is its own /Parent and has no /MediaBox: an unbounded walk up never ends
+    cyclic = _rewrite(
+        make_pdf(), b"/Parent 2 0 R /MediaBox [0 0 595 842]", b"/Parent 6 0 R /MediaBoy [0 0 595 842]"
+    )
+    reader = PdfFileReader(io.BytesIO(cyclic))
+    ((_ref, page),) = iter_pages(reader)
+
+    assert inherited_attribute(page, "/MediaBox") is None
+    assert inherited_attribute(page, "/MediaBoy") is not None
