@@ -97,7 +97,10 @@ def ensure_migrated(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except OperationalError as exc:
-        raise Unavailable(f"database unreachable at {engine.url.render_as_string()}") from exc
+        raise Unavailable(
+            "The database cannot be reached right now. Try again in a few minutes.",
+            detail=f"database unreachable at {engine.url.render_as_string()}",
+        ) from exc
     head = head_revision()
     if current != head:
         raise NotMigrated(

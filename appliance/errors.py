@@ -1,8 +1,12 @@
 """The one error hierarchy shared by every layer.
 
-`public` is safe to show to a user or API client; the technical cause stays in
-`__cause__` and the logs. HTTP status codes are chosen in `web/errors.py`, never here.
+`public` is safe to show to a user or API client. `detail` is for the log and the
+operator's CLI: it may name paths, hosts and token labels, which a client must not learn;
+the technical cause stays in `__cause__`. HTTP status codes are chosen in `web/errors.py`,
+never here.
 """
+
+from datetime import datetime
 
 
 class ApplianceError(Exception):
@@ -10,9 +14,10 @@ class ApplianceError(Exception):
 
     code = "error"
 
-    def __init__(self, public: str) -> None:
-        super().__init__(public)
+    def __init__(self, public: str, *, detail: str | None = None) -> None:
+        super().__init__(detail or public)
         self.public = public
+        self.detail = detail or public
 
 
 class InvalidInput(ApplianceError):
@@ -29,6 +34,16 @@ class Forbidden(ApplianceError):
 
 class Unauthenticated(ApplianceError):
     code = "unauthenticated"
+
+
+class RateLimited(ApplianceError):
+    """Too many attempts in a short time; `retry_at` says when the next one may succeed."""
+
+    code = "rate_limited"
+
+    def __init__(self, public: str, retry_at: datetime) -> None:
+        super().__init__(public)
+        self.retry_at = retry_at
 
 
 class Conflict(ApplianceError):

@@ -46,20 +46,30 @@ install_apt_packages() {
   return 0
 }
 
+# The venv holds exactly requirements/<lock>.lock (hash-checked), then the appliance itself
+# as an editable install without dependencies, built with the locked setuptools.
 ensure_venv() {
-  local extras="$1"
+  local lock="$REPO_ROOT/requirements/$1.lock"
   local python="${APPLIANCE_PYTHON:-python3}"
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtualenv $VENV"
     "$python" -m venv "$VENV"
   fi
-  local stamp="$VENV/.installed-$extras"
-  if [ ! -f "$stamp" ] || [ "$REPO_ROOT/pyproject.toml" -nt "$stamp" ]; then
-    log "installing the appliance into $VENV ($extras)"
-    "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -e "$REPO_ROOT[$extras]"
-    touch "$stamp"
+  local stamp="$VENV/.installed-$1"
+  if [ ! -f "$stamp" ] || ! cmp -s "$lock" "$stamp" || [ "$REPO_ROOT/pyproject.toml" -nt "$stamp" ]; then
+    log "installing requirements/$1.lock and the appliance into $VENV"
+    pip_locked "$VENV/bin/pip" install -q -r "$lock"
+    "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$REPO_ROOT"
+    cp "$lock" "$stamp"
   fi
+}
+
+# pip with every file hash-checked against a lock. Only the package index counts: a
+# find-links folder or extra index in the host's pip settings could hold other builds.
+pip_locked() {
+  local pip="$1"; shift
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+    "$pip" "$@" --require-hashes --disable-pip-version-check
 }
 
 # Start PostgreSQL if it is not answering on 127.0.0.1:5432, and make sure the test
@@ -79,4 +89,26 @@ SELECT 'CREATE DATABASE appliance_test OWNER appliance_test'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'appliance_test')\gexec
 SQL
   echo "postgresql+psycopg://appliance_test:appliance_test@127.0.0.1:5432/appliance_test"
+}
+
+# Every file of the runtime, build and controller locks for Debian's python3 (the one the
+# Ansible role installs with), hash-checked, in one folder: the Ansible real-run test
+# builds the offline bundle from it without the network. Prints the folder.
+ensure_locked_wheelhouse() {
+  local folder="${APPLIANCE_TEST_WHEELHOUSE:-$REPO_ROOT/var/wheelhouse}"
+  local stamp="$folder/.locks"
+  local locks=("$REPO_ROOT"/requirements/{runtime,build,controller}.lock)
+  if [ ! -f "$folder/SHA256SUMS" ] || ! cat "${locks[@]}" | cmp -s - "$stamp"; then
+    log "downloading the locked wheels for /usr/bin/python3 into $folder" >&2
+    rm -rf "$folder"
+    mkdir -p "$folder"
+    /usr/bin/python3 -m venv "$folder/.venv"
+    local requirements=()
+    for lock in "${locks[@]}"; do requirements+=(-r "$lock"); done
+    pip_locked "$folder/.venv/bin/pip" download -q --only-binary=:all: --dest "$folder" "${requirements[@]}" >&2
+    rm -rf "$folder/.venv"
+    (cd "$folder" && sha256sum ./*.whl > SHA256SUMS)
+    cat "${locks[@]}" > "$stamp"
+  fi
+  echo "$folder"
 }

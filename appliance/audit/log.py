@@ -2,6 +2,11 @@
 
 `append_event` runs inside the caller's transaction, so a change and its log
 record commit or roll back together. It never commits.
+
+Every append locks the one chain head row (created by the migrations) until the caller
+commits, so appends are serialised: call it as the last step of a transaction, after any
+slow work. Per-contract evidence lives on chains of its own (one per contract), so
+signings of different contracts never queue behind each other's evidence.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appliance.errors import Unavailable
 from appliance.models import AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
@@ -73,8 +79,10 @@ def append_event(session: Session, record: AuditRecord) -> AuditEvent:
         select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
     ).scalar_one_or_none()
     if head is None:
-        head = AuditChainHead(id=1, last_seq=0, last_hash=GENESIS_HASH)
-        session.add(head)
+        raise Unavailable(
+            "The operation log cannot be written right now.",
+            detail="the operation log's chain head row is missing: run `appliance migrate`",
+        )
     seq = head.last_seq + 1
     event = AuditEvent(
         seq=seq,

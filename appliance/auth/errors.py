@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from appliance.errors import Forbidden
+from appliance.errors import RateLimited
 
 
 class RefusalReason(StrEnum):
@@ -23,11 +23,10 @@ class RefusalReason(StrEnum):
     """Re-entering the password of a session resolved to someone else (name reassigned)."""
 
 
-class TooManyAttempts(Forbidden):
+class TooManyAttempts(RateLimited):
     """Too many failed sign-ins for this account or address; `retry_at` says when to try again."""
 
     code = "too_many_attempts"
 
     def __init__(self, retry_at: datetime) -> None:
-        super().__init__("Too many failed sign-in attempts. Wait a while before trying again.")
-        self.retry_at = retry_at
+        super().__init__("Too many failed sign-in attempts. Wait a while before trying again.", retry_at)

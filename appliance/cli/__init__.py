@@ -4,11 +4,53 @@ from pathlib import Path
 
 import click
 
-from appliance.cli import admin, core, directory, hsm, jobs, ops, pki, signing
-from appliance.cli.common import ApplianceGroup
+from appliance import __version__
+from appliance.cli.group import ApplianceGroup, LazyCommand
+from appliance.foreign_warnings import silence_foreign_deprecations
+
+silence_foreign_deprecations()
+
+COMMANDS = {
+    "init": LazyCommand(
+        "appliance.cli.core:init", "Write a starter config, secrets and data folders."
+    ),
+    "check-config": LazyCommand(
+        "appliance.cli.core:check_config",
+        "Validate a config file (default: --config / APPLIANCE_CONFIG); exit 2 when invalid.",
+    ),
+    "migrate": LazyCommand("appliance.cli.core:migrate", "Apply pending database migrations."),
+    "serve": LazyCommand("appliance.cli.core:serve", "Serve the web app and API (gunicorn in production)."),
+    "backup": LazyCommand(
+        "appliance.cli.ops:backup",
+        "Write one archive: consistent database dump, blob store, config, and a sha256 manifest.",
+    ),
+    "restore": LazyCommand(
+        "appliance.cli.ops:restore",
+        "Restore ARCHIVE into the empty database and blob store named by the config.",
+    ),
+    "hsm": LazyCommand("appliance.cli.hsm:hsm", "The HSM holding every private key (PKCS#11)."),
+    "pki": LazyCommand(
+        "appliance.cli.pki:pki", "The appliance's certificate authority and timestamp authority."
+    ),
+    "sign": LazyCommand(
+        "appliance.cli.signing:sign",
+        "Sign SOURCE into DESTINATION with an HSM key (incremental, PAdES B-LT).",
+    ),
+    "verify": LazyCommand(
+        "appliance.cli.signing:verify",
+        "Check every signature in PATH against the appliance's trust roots and CRLs.",
+    ),
+    "directory": LazyCommand(
+        "appliance.cli.directory:directory", "The corporate directory (LDAP / Active Directory)."
+    ),
+    "admin": LazyCommand("appliance.cli.admin:admin", "The local (break-glass) system administrator."),
+    "jobs": LazyCommand(
+        "appliance.cli.jobs:jobs", "Scheduled work: CRL refresh, directory sync, purge of old login counters."
+    ),
+}
 
 
-@click.group(cls=ApplianceGroup)
+@click.group(cls=ApplianceGroup, lazy_commands=COMMANDS)
 @click.option(
     "--config",
     "config_path",
@@ -20,20 +62,7 @@ def main(config_path: Path | None) -> None:
     """Operate the e-signature appliance."""
 
 
-for command in (
-    core.init,
-    core.check_config,
-    core.migrate,
-    core.serve,
-    core.version,
-    ops.backup,
-    ops.restore,
-    hsm.hsm,
-    pki.pki,
-    signing.sign,
-    signing.verify,
-    directory.directory,
-    admin.admin,
-    jobs.jobs,
-):
-    main.add_command(command)
+@main.command()
+def version() -> None:
+    """Print the appliance version."""
+    click.echo(__version__)

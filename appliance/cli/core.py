@@ -11,7 +11,6 @@ from pathlib import Path
 
 import click
 
-from appliance import __version__
 from appliance.cli.common import config_path, load_cli_config
 from appliance.config import load_config
 from appliance.db import create_db_engine, ensure_migrated, migrate_database
@@ -137,9 +136,3 @@ def serve(ctx: click.Context, dev: bool) -> None:
         "appliance.web.wsgi:app",
     ]
     os.execve(gunicorn, args, env)
-
-
-@click.command()
-def version() -> None:
-    """Print the appliance version."""
-    click.echo(__version__)

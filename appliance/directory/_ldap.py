@@ -275,7 +275,7 @@ class LdapDirectory:
             except DirectoryUnavailable as exc:
                 last = exc
                 self._down_until[index] = time.monotonic() + SERVER_RETRY_SECONDS
-                log.error("directory server %s:%s: %s", server.host, server.port, exc.public)
+                log.error("directory server %s:%s: %s", server.host, server.port, exc.detail)
                 continue
             self._down_until.pop(index, None)
             return connection
@@ -565,7 +565,7 @@ class LdapDirectory:
             except _COMMUNICATION_ERRORS as exc:
                 results.append(ServerHealth(name, False, exc.__class__.__name__))
             except DirectoryUnavailable as exc:
-                results.append(ServerHealth(name, False, exc.public))
+                results.append(ServerHealth(name, False, exc.detail))
             else:
                 results.append(ServerHealth(name, True, "ok"))
         return DirectoryHealth(tuple(results))

@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from asn1crypto import algos, keys
+from asn1crypto import keys
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11e
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
 from pydantic import SecretStr
-from pyhanko.sign.pkcs11 import select_pkcs11_signing_params
 
 from appliance.config import HsmConfig, KeyAlgorithm
 from appliance.errors import ApplianceError, Conflict, InvalidInput
@@ -25,10 +24,10 @@ from appliance.hsm.api import (
     HsmHealth,
     KeyRef,
     KeySpec,
-    signature_algorithm_name,
 )
 from appliance.hsm.errors import KeyNotFound, KeyPolicyViolation
 from appliance.hsm.pool import SessionPool, shared_pool
+from appliance.hsm.signer import PooledPkcs11Signer, signing_params
 from appliance.hsm.uri import parse_uri
 
 if TYPE_CHECKING:
@@ -214,7 +213,7 @@ class Pkcs11Custody:
         use_raw = key.algorithm in _CURVES and _ECDSA_HASH_MECHANISMS[digest_algorithm] not in (
             self.pool.mechanisms()
         )
-        spec = _signing_params(key.algorithm, digest_algorithm, use_raw)
+        spec = signing_params(key.algorithm, digest_algorithm, use_raw)
         payload = spec.pre_sign_transform(data) if spec.pre_sign_transform else data
 
         def sign(session: Any) -> bytes:
@@ -243,10 +242,10 @@ class Pkcs11Custody:
         signing_cert: x509.Certificate,
         ca_chain: Sequence[x509.Certificate] = (),
     ) -> Iterator[Signer]:
-        from appliance.hsm.signer import PooledPkcs11Signer
-
         session = self.pool.run(lambda s: s, what="open session")
-        yield PooledPkcs11Signer(self, key, session, signing_cert=signing_cert, ca_chain=ca_chain)
+        yield PooledPkcs11Signer(
+            functools.partial(self.sign, key), key, session, signing_cert=signing_cert, ca_chain=ca_chain
+        )
 
     # -- health ---------------------------------------------------------------------------
 
@@ -272,7 +271,7 @@ class Pkcs11Custody:
         try:
             health = self.pool.run(probe, what="health probe")
         except ApplianceError as exc:
-            return HsmHealth(ok=False, detail=exc.public, token_label=self.token_label)
+            return HsmHealth(ok=False, detail=exc.detail, token_label=self.token_label)
         return HsmHealth(**{**health.__dict__, "latency_ms": round((time.monotonic() - started) * 1000, 1)})
 
     def close(self) -> None:
@@ -281,15 +280,6 @@ class Pkcs11Custody:
 
 class _UnsupportedKey(Exception):
     pass
-
-
-@functools.lru_cache(maxsize=32)
-def _signing_params(algorithm: KeyAlgorithm, digest_algorithm: str, use_raw: bool) -> Any:
-    """pyHanko's PKCS#11 mechanism selection; pure, so computed once per combination."""
-    mechanism = algos.SignedDigestAlgorithm(
-        {"algorithm": signature_algorithm_name(algorithm, digest_algorithm)}
-    )
-    return select_pkcs11_signing_params(mechanism, digest_algorithm, use_raw, {})
 
 
 def _find_private(session: Any, *, label: str | None = None, key_id: bytes | None = None) -> list[Any]:

@@ -1,16 +1,22 @@
 """Errors of the key custody.
 
-Messages are public (shown to operators and clients); the PKCS#11 cause stays in
-`__cause__` and the logs. The PIN never appears in any of them.
+The text given is the detail for the log and the operator's CLI (module paths and token
+labels are no business of a client); clients see one generic message. The PKCS#11 cause
+stays in `__cause__`. The PIN never appears in any of them.
 """
 
 from appliance.errors import NotFound, Unavailable
+
+HSM_UNAVAILABLE_MESSAGE = "The key store (HSM) cannot serve requests right now. Try again in a few minutes."
 
 
 class HsmUnavailable(Unavailable):
     """The HSM cannot serve now (module missing, token absent, device error, timeout)."""
 
     code = "hsm_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(HSM_UNAVAILABLE_MESSAGE, detail=detail)
 
 
 class PinRejected(HsmUnavailable):

@@ -88,8 +88,8 @@ def _run(services: Services, job: Job, runner: str) -> JobOutcome:
         summary = job.run(services)
         outcome = Outcome.DONE
     except ApplianceError as exc:
-        summary, outcome = exc.public, Outcome.FAILED
-        log.warning("job %s failed: %s", job.name, exc.public, exc_info=exc.__cause__ is not None)
+        summary, outcome = exc.detail, Outcome.FAILED
+        log.warning("job %s failed: %s", job.name, exc.detail, exc_info=exc.__cause__ is not None)
     except Exception:
         summary, outcome = "unexpected error; see the log", Outcome.FAILED
         log.exception("job %s failed", job.name)

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import URL
@@ -42,7 +42,7 @@ from appliance.clock import Clock
 from appliance.config import AppConfig
 from appliance.db import create_db_engine, current_revision
 from appliance.errors import Conflict, InvalidInput, Unavailable
-from appliance.storage import FilesystemBlobStore
+from appliance.storage import FilesystemBlobStore, atomic_output
 
 FORMAT = "esign-appliance-backup/1"
 MANIFEST = "MANIFEST.sha256"
@@ -139,10 +139,9 @@ def create_backup(cfg: AppConfig, config_file: Path, output: Path, clock: Clock)
         manifest_path = staging / MANIFEST
         manifest_path.write_text("".join(f"{sums[name]}  {name}\n" for name, _ in members), encoding="utf-8")
         members.insert(0, (MANIFEST, manifest_path))
-        partial = output.with_name(output.name + ".partial")
-        _write_archive(partial, members)
-        os.replace(partial, output)
-        _fsync_dir(output.parent)
+        # The archive holds every document: readable by its owner only.
+        with atomic_output(output, mode=0o600) as archive:
+            _write_archive(archive, members)
     return BackupSummary(
         archive=output,
         archive_sha256=_sha256_file(output),
@@ -232,7 +231,8 @@ def restore_backup(cfg: AppConfig, archive: Path, config_out: Path | None = None
             blob_names = sorted(n for n in verified.files if n.startswith("blobs/"))
             for member in blob_names:
                 # put() names the blob by the hash of what it writes: a second check of the content.
-                store.put((verified.root / member).read_bytes())
+                with (verified.root / member).open("rb") as blob:
+                    store.put(blob)
             if config_out is not None:
                 config_out.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(verified.root / CONFIG_MEMBER, config_out)
@@ -322,14 +322,11 @@ def _restore_sqlite(engine: Engine, dump: Path) -> None:
     target = _sqlite_path(engine.url)
     engine.dispose()
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".restoring")
-    shutil.copyfile(dump, partial)
-    with open(partial, "rb+") as handle:
-        os.fsync(handle.fileno())
-    for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
-        leftover.unlink(missing_ok=True)
-    os.replace(partial, target)
-    _fsync_dir(target.parent)
+    with atomic_output(target) as restored, open(dump, "rb") as source:
+        shutil.copyfileobj(source, restored)
+        # the old database's journal must not be replayed onto the restored file
+        for leftover in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 def _pg_connection(url: URL, cfg: AppConfig) -> tuple[str, dict[str, str], str]:
@@ -426,25 +423,12 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_archive(path: Path, members: list[tuple[str, Path]]) -> None:
-    # The archive holds every document: readable by its owner only.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as raw:
-        with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
-            for name, source in members:
-                info = tar.gettarinfo(str(source), arcname=name)
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.mode = 0o600
-                with open(source, "rb") as handle:
-                    tar.addfile(info, handle)
-        raw.flush()
-        os.fsync(raw.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _write_archive(out: BinaryIO, members: list[tuple[str, Path]]) -> None:
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
+        for name, source in members:
+            info = tar.gettarinfo(str(source), arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mode = 0o600
+            with open(source, "rb") as handle:
+                tar.addfile(info, handle)

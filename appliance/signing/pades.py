@@ -21,7 +21,6 @@ import asyncio
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +65,7 @@ from appliance.signing.preflight import (
     open_strict_reader,
 )
 from appliance.signing.trust import TrustMaterial
+from appliance.storage import atomic_output
 
 DIGEST_ALGORITHM = "sha256"
 SIGNER_KEY_USAGE = frozenset({"non_repudiation"})
@@ -362,30 +362,10 @@ def sign_pdf_file(
         raise PdfRejected(RejectReason.NOT_PDF, f"input file {source} does not exist") from exc
     except OSError as exc:
         raise PdfRejected(RejectReason.NOT_PDF, f"input file {source} cannot be read") from exc
-    with src, _atomic_output(destination) as out:
+    with src, atomic_output(destination) as out:
         return sign_pdf(
             src, out, signer=signer, trust=trust, clock=clock, timestamper=timestamper, options=options
         )
-
-
-@contextmanager
-def _atomic_output(destination: Path) -> Iterator[BinaryIO]:
-    fd, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "w+b") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, destination)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    directory = os.open(destination.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself must survive a crash
-    finally:
-        os.close(directory)
 
 
 async def _sign(

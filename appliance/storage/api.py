@@ -1,11 +1,16 @@
 """The blob store interface: blobs are named by the sha256 of their content."""
 
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class BlobStore(Protocol):
-    def put(self, data: bytes) -> str:
-        """Store durably (on disk before returning); returns the sha256 hex name."""
+    def put(self, stream: BinaryIO) -> str:
+        """Read `stream` to its end and store it durably (on disk before returning), never
+        holding it whole in memory; returns the sha256 hex name."""
+        ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The stored content for reading; raises NotFound when it is not there."""
         ...
 
     def get(self, sha256: str) -> bytes: ...

@@ -1,16 +1,19 @@
-"""Filesystem blob store: write to a temp file, fsync, rename, fsync the folder."""
+"""Filesystem blob store: stream to a temp file while hashing, fsync, rename to the hash."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from appliance.errors import InvalidInput, NotFound, Unavailable
+from appliance.storage.atomic import pending_file
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+STORE_UNAVAILABLE = "The document store cannot be used right now. Try again in a few minutes."
 
 
 class FilesystemBlobStore:
@@ -22,39 +25,36 @@ class FilesystemBlobStore:
             raise InvalidInput("a blob name is 64 lowercase hex characters (sha256)")
         return self.root / sha256[:2] / sha256
 
-    def put(self, data: bytes) -> str:
-        sha256 = hashlib.sha256(data).hexdigest()
-        target = self._path(sha256)
-        if target.exists():
-            return sha256
+    def put(self, stream: BinaryIO) -> str:
+        digest = hashlib.sha256()
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as tmp:
-                    tmp.write(data)
-                    tmp.flush()
-                    os.fsync(tmp.fileno())
-                os.replace(tmp_name, target)
-            except BaseException:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            with pending_file(self.root) as pending:
+                while chunk := _read_source(stream):
+                    digest.update(chunk)
+                    pending.file.write(chunk)
+                sha256 = digest.hexdigest()
+                target = self._path(sha256)
+                if not target.exists():
+                    target.parent.mkdir(exist_ok=True)
+                    pending.commit(target)
         except OSError as exc:
-            raise Unavailable(f"the document store at {self.root} cannot be written") from exc
+            raise self._unavailable("written") from exc
         return sha256
 
-    def get(self, sha256: str) -> bytes:
+    def open(self, sha256: str) -> BinaryIO:
         try:
-            return self._path(sha256).read_bytes()
+            return self._path(sha256).open("rb")
         except FileNotFoundError as exc:
             raise NotFound(f"document {sha256} is not in the store") from exc
         except OSError as exc:
-            raise Unavailable(f"the document store at {self.root} cannot be read") from exc
+            raise self._unavailable("read") from exc
+
+    def get(self, sha256: str) -> bytes:
+        with self.open(sha256) as handle:
+            try:
+                return handle.read()
+            except OSError as exc:
+                raise self._unavailable("read") from exc
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).exists()
@@ -64,4 +64,17 @@ class FilesystemBlobStore:
 
     def check_writable(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.W_OK)):
-            raise Unavailable(f"the document store {self.root} is missing or not writable")
+            raise Unavailable(
+                STORE_UNAVAILABLE, detail=f"the document store {self.root} is missing or not writable"
+            )
+
+    def _unavailable(self, verb: str) -> Unavailable:
+        return Unavailable(STORE_UNAVAILABLE, detail=f"the document store at {self.root} cannot be {verb}")
+
+
+def _read_source(stream: BinaryIO) -> bytes:
+    # a broken source (an upload cut off) is the sender's problem, not the store's
+    try:
+        return stream.read(_CHUNK)
+    except OSError as exc:
+        raise InvalidInput("the document could not be read to its end; send it again") from exc

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
+from typing import TypeVar
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from appliance.errors import (
     ApplianceError,
@@ -15,11 +18,14 @@ from appliance.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
     Unauthenticated,
     Unavailable,
 )
+from appliance.web.context import current_services
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=BaseResponse)
 
 STATUS_BY_ERROR: tuple[tuple[type[ApplianceError], int], ...] = (
     (InvalidInput, 400),
@@ -27,12 +33,13 @@ STATUS_BY_ERROR: tuple[tuple[type[ApplianceError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
     (Unavailable, 503),
 )
 RETRY_AFTER_SECONDS = "30"
 
 
-def _status_for(error: ApplianceError) -> int:
+def status_for(error: ApplianceError) -> int:
     for error_type, status in STATUS_BY_ERROR:
         if isinstance(error, error_type):
             return status
@@ -59,13 +66,27 @@ def error_response(status: int, code: str, title: str, detail: str) -> Response:
     return response
 
 
+def set_retry_after(response: R, error: RateLimited) -> R:
+    """Status 429 and Retry-After in whole seconds until `error.retry_at` (at least 1)."""
+    seconds = (error.retry_at - current_services().clock.now()).total_seconds()
+    response.status_code = 429
+    response.headers["Retry-After"] = str(max(1, math.ceil(seconds)))
+    return response
+
+
 def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApplianceError)
     def handle_appliance_error(error: ApplianceError) -> Response:
-        status = _status_for(error)
+        status = status_for(error)
         if status >= 500:
-            log.warning("%s: %s", error.code, error.public, exc_info=error.__cause__ is not None)
-        return error_response(status, error.code, _title_for(status), error.public)
+            log.warning("%s: %s", error.code, error.detail, exc_info=error.__cause__ is not None)
+        response = error_response(status, error.code, _title_for(status), error.public)
+        if isinstance(error, RateLimited):
+            set_retry_after(response, error)
+        if isinstance(error, Unauthenticated) and wants_problem_json():
+            # RFC 6750 section 3: the API takes bearer tokens
+            response.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
+        return response
 
     @app.errorhandler(CSRFError)
     def handle_csrf(error: CSRFError) -> Response:

@@ -7,6 +7,11 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
+from appliance.foreign_warnings import silence_foreign_deprecations
+
+# Set in the master before the fork, so every worker inherits it.
+silence_foreign_deprecations()
+
 # Each worker imports the app (and so the PKCS#11 module, lazily) after the fork;
 # a module initialised in the master would be shared across processes.
 preload_app = False

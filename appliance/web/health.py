@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, jsonify
 
 from appliance import __version__
@@ -11,6 +13,7 @@ from appliance.web.errors import RETRY_AFTER_SECONDS
 from appliance.web.metrics import render_metrics
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
 
 
 @bp.get("/healthz")
@@ -20,12 +23,15 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
+    # Status words only: what is wrong (paths, hosts, token labels) goes to the log and to
+    # the operator's CLI (`appliance hsm status`, `appliance directory check`).
     checks: dict[str, dict[str, str]] = {}
     for readiness in current_services().readiness:
         try:
             readiness.check()
         except Unavailable as exc:
-            checks[readiness.name] = {"status": "unavailable", "detail": exc.public}
+            log.warning("readiness check %s failed: %s", readiness.name, exc.detail)
+            checks[readiness.name] = {"status": "unavailable"}
         else:
             checks[readiness.name] = {"status": "ok"}
     ready = all(c["status"] == "ok" for c in checks.values())

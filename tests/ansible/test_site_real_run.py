@@ -9,6 +9,7 @@ migration fails (the old version keeps serving).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -24,11 +25,12 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.utils import canonicalize_name
 
 from appliance import __version__
 from appliance.db import head_revision
 from tests.ansible.conftest import REPO, VENV_BIN, PlayResult, ansible_env, free_port, require_tools
-from tests.ansible.wheelhouse import add_requirements, build_appliance_wheel, build_wheelhouse, copy_source
+from tests.ansible.wheelhouse import build_appliance_wheel, copy_source, locked_wheelhouse
 
 pytestmark = pytest.mark.slow
 
@@ -171,11 +173,8 @@ def run_install(site: Site, *playbook_args: str, timeout: int = 900) -> PlayResu
 
 
 def build_bundle(workdir: Path) -> Path:
-    """installer/build-bundle from a local folder of wheels, with no network at all (its own
-    empty network namespace), unpacked as on the target; returns the bundle folder."""
-    wheels = build_wheelhouse(workdir / "wheels", copy_source(workdir / "src"))
-    # The controller's ansible-core, and `wheel` for the build venv.
-    add_requirements(wheels, ["ansible-core", "wheel"])
+    """installer/build-bundle from a local mirror of the locked files, with no network at all
+    (its own empty network namespace), unpacked as on the target; returns the bundle folder."""
     built = subprocess.run(
         [
             "unshare",
@@ -184,9 +183,8 @@ def build_bundle(workdir: Path) -> Path:
             "--output",
             str(workdir / "dist"),
             "--find-links",
-            str(wheels),
+            str(locked_wheelhouse()),
             "--no-index",
-            "--no-build-isolation",
         ],
         capture_output=True,
         text=True,
@@ -199,7 +197,6 @@ def build_bundle(workdir: Path) -> Path:
     unpacked.mkdir()
     subprocess.run(["tar", "-C", str(unpacked), "-xzf", str(archive)], check=True)
     archive.unlink()
-    shutil.rmtree(wheels)
     return unpacked / f"appliance-bundle-{__version__}"
 
 
@@ -378,6 +375,32 @@ def test_bundle_holds_everything_an_offline_install_needs(site: Site, installed:
     stamp = (site.workdir / "controller-venv/.bundle-wheels").read_text().split()
     assert stamp == sorted(p.name for p in (bundle / "controller-wheels").iterdir())
     assert site.secrets_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_bundle_and_the_install_hold_exactly_the_locked_files(site: Site, installed: PlayResult) -> None:
+    for folder, lock in (("wheelhouse", "runtime.lock"), ("controller-wheels", "controller.lock")):
+        text = (site.bundle / folder / "requirements.lock").read_text()
+        assert text == (REPO / "requirements" / lock).read_text()
+        for wheel in (site.bundle / folder).glob("*.whl"):
+            if not wheel.name.startswith("esign_appliance-"):
+                assert f"--hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}" in text, wheel.name
+    pinned = {
+        (canonicalize_name(name), version)
+        for name, version in re.findall(
+            r"^([A-Za-z0-9_.\-]+)==(\S+)", (REPO / "requirements/runtime.lock").read_text(), re.M
+        )
+    }
+    venv = site.root / f"opt/appliance/venvs/{__version__}"
+    frozen = subprocess.run(
+        [str(venv / "bin/python"), "-m", "pip", "list", "--format=json", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for package in json.loads(frozen.stdout):
+        name = canonicalize_name(package["name"])
+        if name not in ("pip", "setuptools", canonicalize_name("esign-appliance")):
+            assert (name, package["version"]) in pinned, f"{name} {package['version']} is not locked"
 
 
 def test_first_run_installs_and_serves_readyz_through_nginx_over_tls(

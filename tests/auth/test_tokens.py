@@ -136,3 +136,24 @@ def test_another_users_token_id_is_not_found(ldap_app: LdapAppFactory) -> None:
         assert "esk_" not in response.get_data(as_text=True)
     assert env.client().get("/api/v1/me", headers=_bearer(issued["token"])).status_code == 200
     assert env.audit("auth.token_revoked") == []
+
+
+def test_api_401_names_the_bearer_scheme(ldap_app: LdapAppFactory) -> None:
+    env = ldap_app()
+    for headers in ({}, _bearer("esk_not-a-token")):
+        response = env.client().get("/api/v1/me", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    # a page is not an API: it redirects to the sign-in form instead
+    assert "WWW-Authenticate" not in env.client().get("/account").headers
+
+
+def test_a_locked_api_login_is_429_with_retry_after_from_the_one_mapping(ldap_app: LdapAppFactory) -> None:
+    env = ldap_app(auth={"max_failed_logins": 2, "lockout_minutes": 5})
+    attempt = {"username": "bob", "password": "guess"}
+    statuses = [env.client().post("/api/v1/auth/tokens", json=attempt).status_code for _ in range(2)]
+    locked = env.client().post("/api/v1/auth/tokens", json=attempt)
+    assert statuses == [401, 401]
+    assert locked.status_code == 429 and locked.mimetype == "application/problem+json"
+    assert locked.get_json()["type"].endswith("too_many_attempts")
+    assert 240 < int(locked.headers["Retry-After"]) <= 300

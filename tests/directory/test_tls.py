@@ -51,3 +51,16 @@ def test_the_good_server_binds_only_over_tls(slapd: Slapd) -> None:
         directory.close()
     binds = slapd.binds(since)
     assert binds and all(tls for _, _, tls in binds)  # the control for the test above
+
+
+def test_ldap3_checks_host_names_with_the_standard_library_on_this_python() -> None:
+    # ldap3 2.9.1 (its last release) imports ssl.match_hostname, which Python 3.12 removed;
+    # there it falls back to a copy of its own that the wrong_name case above has never run
+    # against. The appliance supports Python 3.11 only (docs/install.md) until that changes.
+    import ssl
+    import sys
+
+    from ldap3.core import tls
+
+    assert sys.version_info[:2] == (3, 11)
+    assert tls.match_hostname is ssl.match_hostname

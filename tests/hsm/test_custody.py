@@ -32,6 +32,7 @@ from appliance.hsm import (
 )
 from appliance.hsm import _pkcs11 as pkcs11_impl
 from appliance.hsm._pkcs11 import Pkcs11Custody, read_key_policy
+from appliance.hsm.errors import HSM_UNAVAILABLE_MESSAGE
 from appliance.hsm.pool import SessionPool
 from appliance.hsm.uri import Pkcs11Uri, parse_uri
 from tests.fixtures.hsm import SoftHsm
@@ -295,8 +296,9 @@ def test_unverifiable_key_policy_aborts_and_deletes_the_pair(
     label = "policy-check-" + secrets.token_hex(4)
     with pytest.raises(KeyPolicyViolation) as caught:
         custody.generate(KeySpec(label, KeyAlgorithm.ECDSA_P256))
-    assert "private.EXTRACTABLE" in caught.value.public
-    assert "the new key pair was deleted" in caught.value.public
+    assert "private.EXTRACTABLE" in caught.value.detail
+    assert "the new key pair was deleted" in caught.value.detail
+    assert caught.value.public == HSM_UNAVAILABLE_MESSAGE  # a client learns nothing of the token
     assert all(key.label != label for key in custody.list_keys())
 
 
@@ -432,7 +434,7 @@ def test_forked_child_refuses_the_parents_pool(custody: Pkcs11Custody) -> None:
         try:
             custody.list_keys()
         except HsmUnavailable as exc:
-            code = 0 if "inherited from another process" in exc.public else 4
+            code = 0 if "inherited from another process" in exc.detail else 4
         except BaseException:
             code = 5
         os._exit(code)

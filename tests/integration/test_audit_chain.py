@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,9 +13,28 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance.audit import AuditRecord, append_event, verify_chain
 from appliance.config import DatabaseConfig
 from appliance.db import create_db_engine, create_session_factory, migrate_database
+from appliance.errors import Unavailable
 from appliance.models import AuditChainHead, AuditEvent
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def run_in_threads(work: Callable[[str], None], count: int) -> list[BaseException]:
+    """Run `work("w0")` ... in `count` threads at once; returns what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(name: str) -> None:
+        try:
+            work(name)
+        except BaseException as exc:  # returned to the test, which asserts on it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(f"w{n}",)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
 
 
 @pytest.fixture
@@ -84,22 +104,49 @@ def test_rolled_back_change_leaves_no_event(sessions: sessionmaker[Session]) -> 
 
 
 def test_concurrent_appends_do_not_fork_the_chain(sessions: sessionmaker[Session]) -> None:
-    errors: list[BaseException] = []
-
     def writer(name: str) -> None:
-        try:
-            for i in range(15):
-                with sessions.begin() as session:
-                    append_event(session, AuditRecord(action=f"{name}.{i}", occurred_at=T0))
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
+        for i in range(15):
+            with sessions.begin() as session:
+                append_event(session, AuditRecord(action=f"{name}.{i}", occurred_at=T0))
 
-    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert run_in_threads(writer, 3) == []
     with sessions() as session:
         assert verify_chain(session) == []
         assert session.get(AuditChainHead, 1).last_seq == 5 + 45  # type: ignore[union-attr]
+
+
+def test_two_first_writers_on_a_new_database_both_succeed(any_db_url: str) -> None:
+    # On PostgreSQL both used to find no head row and race to insert it; the migration
+    # creates it now, so the second writer waits for the first instead of failing.
+    engine = create_db_engine(DatabaseConfig(url=any_db_url))
+    migrate_database(engine)
+    factory = create_session_factory(engine)
+    with factory() as session:
+        head = session.get(AuditChainHead, 1)
+        assert head is not None and (head.last_seq, head.last_hash) == (0, "0" * 64)
+    both_reading = threading.Barrier(2, timeout=10)
+
+    def first_writer(name: str) -> None:
+        with factory.begin() as session:
+            if engine.dialect.name == "postgresql":
+                # both transactions are open before either appends
+                session.execute(select(AuditEvent.seq)).all()
+                both_reading.wait()
+            append_event(session, AuditRecord(action=f"{name}.first", occurred_at=T0))
+
+    assert run_in_threads(first_writer, 2) == []
+    with factory() as session:
+        assert verify_chain(session) == []
+        assert session.get(AuditChainHead, 1).last_seq == 2  # type: ignore[union-attr]
+    engine.dispose()
+
+
+def test_a_missing_head_row_is_an_outage_not_a_new_chain(engine: Engine) -> None:
+    factory = create_session_factory(engine)
+    with factory.begin() as session:
+        session.execute(delete(AuditChainHead))
+    with pytest.raises(Unavailable) as caught, factory.begin() as session:
+        append_event(session, AuditRecord(action="test.after_head_loss", occurred_at=T0))
+    assert "appliance migrate" in caught.value.detail
+    with factory() as session:
+        assert session.execute(select(AuditEvent)).first() is None

@@ -74,7 +74,7 @@ def seed(cfg: AppConfig, documents: int = 3) -> None:
         session.flush()
         for number in range(documents):
             content = b"%PDF-1.7\n" + f"contract {number} 合同".encode() + secrets.token_bytes(2048)
-            sha = store.put(content)
+            sha = store.put(io.BytesIO(content))
             contract = Contract(
                 title=f"NDA {number} 合同",
                 initiator_id=alice.id,

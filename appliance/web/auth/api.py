@@ -5,16 +5,11 @@ Bearer tokens only (no cookies), so the blueprint is exempt from CSRF.
 
 from __future__ import annotations
 
-import math
-
 from flask import Blueprint, Response, jsonify, request
 from flask_babel import gettext as _
 
-from appliance.auth import TooManyAttempts
 from appliance.errors import InvalidInput
 from appliance.web.auth.principal import auth_service, bearer_principal, client_info
-from appliance.web.context import current_services
-from appliance.web.errors import error_response
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/v1")
 
@@ -42,15 +37,7 @@ def issue_token() -> Response:
     name = body.get("name") or "API"
     if not isinstance(username, str) or not isinstance(password, str) or not isinstance(name, str):
         raise InvalidInput(_("username, password and name must be strings."))
-    try:
-        issued = auth_service().login_for_token(username, password, client_info(), name)
-    except TooManyAttempts as exc:
-        seconds = max(1, math.ceil((exc.retry_at - current_services().clock.now()).total_seconds()))
-        response = error_response(
-            429, exc.code, _("Too many requests"), _("Too many failed sign-in attempts. Try again later.")
-        )
-        response.headers["Retry-After"] = str(seconds)
-        return response
+    issued = auth_service().login_for_token(username, password, client_info(), name)
     response = jsonify(
         {
             "token": issued.token,

@@ -15,6 +15,7 @@ from appliance.directory import AuthenticationFailed, DirectoryUnavailable
 from appliance.web.auth.forms import LoginForm, PlainForm, TokenForm
 from appliance.web.auth.principal import SessionUser, auth_service, client_info, session_user
 from appliance.web.context import current_services
+from appliance.web.errors import set_retry_after
 
 bp = Blueprint("auth", __name__)
 
@@ -50,14 +51,13 @@ def _render_login(form: LoginForm, status: int = 200, error: str | None = None) 
 
 
 def _locked_response(form: LoginForm, error: TooManyAttempts) -> Response:
-    now = current_services().clock.now()
-    seconds = max(1, math.ceil((error.retry_at - now).total_seconds()))
+    # the sign-in form again, with the wait in words; status and Retry-After as for any RateLimited
+    seconds = (error.retry_at - current_services().clock.now()).total_seconds()
     message = _(
-        "Too many failed sign-in attempts. Try again in %(minutes)d minutes.", minutes=math.ceil(seconds / 60)
+        "Too many failed sign-in attempts. Try again in %(minutes)d minutes.",
+        minutes=max(1, math.ceil(seconds / 60)),
     )
-    response = _render_login(form, 429, message)
-    response.headers["Retry-After"] = str(seconds)
-    return response
+    return set_retry_after(_render_login(form, 429, message), error)
 
 
 @bp.route("/login", methods=["GET", "POST"])
