@@ -78,6 +78,15 @@ class NetworkConfig(_Section):
     """Direct peers whose X-Forwarded-For / X-Forwarded-Proto headers are believed (nginx)."""
 
 
+class MetricsConfig(_Section):
+    allowed_networks: list[Network] = []
+    """Scrape addresses (Prometheus) that may read /metrics besides this host (127.0.0.1, ::1);
+    they must be inside network.allowed_networks too. Everyone else gets 404."""
+    token_file: Path | None = None
+    """File holding a bearer token that opens /metrics from any allowed network
+    (env APPLIANCE_METRICS_TOKEN; at least 32 characters)."""
+
+
 class DatabaseConfig(_Section):
     url: str
     """SQLAlchemy URL: sqlite:////var/lib/appliance/appliance.db or postgresql+psycopg://..."""
@@ -260,6 +269,9 @@ class MailConfig(_Section):
     host: str = "localhost"
     port: int = Field(25, ge=1, le=65535)
     starttls: bool = True
+    ca_file: Path | None = None
+    """CA certificate(s) that signed the mail server's certificate (the enterprise CA);
+    without it STARTTLS trusts the operating system's store."""
     username: str | None = None
     password_file: Path | None = None
     """File holding the SMTP password (env APPLIANCE_MAIL_PASSWORD)."""
@@ -288,6 +300,7 @@ class Secrets(BaseModel):
     ldap_bind_password: SecretStr | None = None
     database_password: SecretStr | None = None
     mail_password: SecretStr | None = None
+    metrics_token: SecretStr | None = None
 
 
 class AppConfig(_Section):
@@ -295,6 +308,7 @@ class AppConfig(_Section):
     """Address staff type into the mobile app (reachable over the VPN), e.g. https://esign.corp.example."""
     server: ServerConfig = ServerConfig()
     network: NetworkConfig
+    metrics: MetricsConfig = MetricsConfig()
     database: DatabaseConfig
     storage: StorageConfig
     hsm: HsmConfig | None = None
@@ -337,6 +351,7 @@ _SECRET_SOURCES: tuple[tuple[str, str, str, tuple[str, str]], ...] = (
         ("database", "password_file"),
     ),
     ("mail_password", "APPLIANCE_MAIL_PASSWORD", "mail.password_file", ("mail", "password_file")),
+    ("metrics_token", "APPLIANCE_METRICS_TOKEN", "metrics.token_file", ("metrics", "token_file")),
 )
 
 
@@ -426,6 +441,8 @@ def _required_secrets(cfg: AppConfig, secrets: Secrets) -> list[str]:
         problems.append("auth.session_secret_file: required (or set APPLIANCE_SESSION_SECRET)")
     elif len(secrets.session_secret.get_secret_value()) < 32:
         problems.append("auth.session_secret_file: the session secret must be at least 32 characters")
+    if secrets.metrics_token is not None and len(secrets.metrics_token.get_secret_value()) < 32:
+        problems.append("metrics.token_file: the metrics token must be at least 32 characters")
     if cfg.hsm is not None and secrets.hsm_pin is None:
         problems.append("hsm.pin_file: required (or set APPLIANCE_HSM_PIN)")
     if cfg.directory is not None and secrets.ldap_bind_password is None:

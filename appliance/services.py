@@ -20,6 +20,8 @@ from appliance.db import create_db_engine, create_session_factory
 from appliance.directory import Directory, open_directory
 from appliance.errors import Unavailable
 from appliance.hsm import KeyCustody, check_hsm, create_custody
+from appliance.notify import Mailer, SmtpMailer
+from appliance.signing.kit import SigningKit
 from appliance.storage import BlobStore, FilesystemBlobStore
 
 
@@ -42,6 +44,10 @@ class Services:
     """HSM key custody when `hsm` is configured; opens the module only on first use."""
     directory: Directory | None = None
     """LDAP/AD when `directory` is configured; connects only on first use."""
+    signing: SigningKit = field(init=False)
+    """Custody, clock and config for `appliance.signing.documents`; built once by build_services."""
+    mailer: Mailer | None = None
+    """SMTP when `mail.enabled`; notifications are mailed from the outbox by a job."""
     auth: AuthService = field(init=False)
     """Sign-in, sessions, API tokens and directory sync; built once by build_services."""
 
@@ -62,10 +68,13 @@ def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
         custody = create_custody(cfg.hsm, cfg.secrets.hsm_pin)
         services.custody = custody
         services.readiness.append(ReadinessCheck("hsm", lambda: check_hsm(custody)))
+    services.signing = SigningKit(config=cfg, custody=services.custody, clock=services.clock)
     directory = open_directory(cfg, services.clock)
     if directory is not None:
         services.directory = directory
         services.readiness.append(ReadinessCheck("directory", directory.check_ready))
+    if cfg.mail.enabled:
+        services.mailer = SmtpMailer(cfg.mail, cfg.secrets.mail_password)
     services.auth = AuthService(services.sessions, services.directory, cfg.auth, services.clock)
     return services
 

@@ -11,7 +11,8 @@ into memory, as the blob store takes it) it measures, interleaved document by do
        same shape as the appliance's, with CRLs. Same PAdES metadata as ours: validation data
        (chain + CRLs, DSS in the signature's revision), signer chain validated with hard-fail
        CRL revocation, the same /Contents reservation, the same strict IncrementalPdfFileWriter.
-  (b)  our `appliance.signing.sign_pdf` with the HSM key through `KeyCustody.pdf_signer`: all of
+  (b)  our `appliance.signing.documents.sign_stream` (`sign_pdf` with the HSM key through
+       `KeyCustody.pdf_signer`, for a signer resolved once by `resolve_signer`): all of
        (a)'s PDF work, plus preflight (magic, strict parse, encryption, page count, existing
        signatures, certification), sha256 of the input (the bytes that get signed) and of the
        output, validity period at the injected clock, lock/field checks, and the RSA signature
@@ -25,7 +26,8 @@ into memory, as the blob store takes it) it measures, interleaved document by do
        whereas (a) hashes the byte range itself (and has no input sha256 to continue from).
   ratio = (b)/(a) documents per second, from the same run; `ratio_cpu` is the same from
        process CPU time, which the load of other processes on this machine disturbs less.
-  (b file) `sign_pdf_file`: (b) from file to file, with temp file, fsync, rename, dir fsync.
+  (b file) (b) from file to file as `appliance sign` does it (`atomic_output`: temp file, fsync,
+       rename, dir fsync).
   (b+tsa) (b) plus a signature timestamp from the internal TSA (a second HSM signature): B-LT.
   (b, 2 processes) two processes, each with its own PKCS#11 session, signing in parallel.
 Then raw RSA-2048 signatures per second: through `KeyCustody.sign` (pool, cached key handle),
@@ -40,7 +42,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import logging
 import multiprocessing
 import os
 import re
@@ -64,11 +65,6 @@ sys.path.insert(0, str(REPO))
 SIZES = {"50KB": 50_000, "1MB": 1_000_000, "10MB": 10_000_000}
 DOCS_PER_RUN = {"50KB": 20, "1MB": 10, "10MB": 4}
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
-
-
-def quiet_pyhanko() -> None:
-    # pyHanko warns on every signature that fetching is off; that is our intranet policy
-    logging.getLogger("pyhanko.sign.signers.pdf_signer").setLevel(logging.ERROR)
 
 
 def setup(base: Path) -> Path:
@@ -124,62 +120,35 @@ def setup(base: Path) -> Path:
 
 
 class OurSigner:
-    """Our signer as the appliance uses it: one custody (one PKCS#11 session) for the process."""
+    """Our signer as the appliance uses it: one custody (one PKCS#11 session) for the process,
+    the signer resolved once in a transaction, then `sign_stream` per document."""
 
     def __init__(self, config_path: Path, with_tsa: bool) -> None:
-        from asn1crypto import x509
-
         from appliance.config import load_config
+        from appliance.db import transaction
         from appliance.services import build_services
-        from appliance.signing.documents import find_signer_record, resolve_timestamper
-        from appliance.signing.trust import load_chain
+        from appliance.signing.documents import resolve_signer
 
-        quiet_pyhanko()
         cfg = load_config(config_path)
         self.services = build_services(cfg)
         label = (config_path.parent / "key-label").read_text()
-        with self.services.sessions() as session:
-            record = find_signer_record(session, label, self.services.clock)
-            self.cert = x509.Certificate.load(record.certificate.der)
-            self.chain = load_chain(session, record.certificate)
-        self.trust = record.trust
-        assert self.services.custody is not None
-        self.key = self.services.custody.find_key(label=label)
-        self.timestamper = (
-            resolve_timestamper(cfg, self.services.custody, self.services.sessions, self.services.clock)
-            if with_tsa
-            else None
-        )
+        with transaction(self.services.sessions) as session:
+            self.signer = resolve_signer(session, self.services.signing, label, timestamp=with_tsa)
+        self.key = self.signer.key
 
     def sign_bytes(self, data: bytes) -> bytes:
-        from appliance.signing import sign_pdf
+        from appliance.signing.documents import sign_stream
 
-        assert self.services.custody is not None
         out = io.BytesIO()
-        with self.services.custody.pdf_signer(self.key, self.cert, self.chain) as signer:
-            sign_pdf(
-                io.BytesIO(data),
-                out,
-                signer=signer,
-                trust=self.trust,
-                clock=self.services.clock,
-                timestamper=self.timestamper,
-            )
+        sign_stream(self.services.signing, self.signer, io.BytesIO(data), out)
         return out.getvalue()
 
     def sign_file(self, src: Path, dst: Path) -> None:
-        from appliance.signing import sign_pdf_file
+        from appliance.signing.documents import sign_stream
+        from appliance.storage import atomic_output
 
-        assert self.services.custody is not None
-        with self.services.custody.pdf_signer(self.key, self.cert, self.chain) as signer:
-            sign_pdf_file(
-                src,
-                dst,
-                signer=signer,
-                trust=self.trust,
-                clock=self.services.clock,
-                timestamper=self.timestamper,
-            )
+        with src.open("rb") as source, atomic_output(dst) as out:
+            sign_stream(self.services.signing, self.signer, source, out)
 
 
 def baseline_signer(bytes_reserved: int) -> Callable[[bytes], bytes]:
@@ -197,9 +166,10 @@ def baseline_signer(bytes_reserved: int) -> Callable[[bytes], bytes]:
     from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+    from appliance.signing.pyhanko_logs import route_pyhanko_logs
     from appliance.signing.trust import TrustMaterial
 
-    quiet_pyhanko()
+    route_pyhanko_logs()  # pyHanko's notice that fetching is off, as for our signer
     now = datetime.now(UTC)
     crl_url = "http://127.0.0.1:9/pki/crl"
 
@@ -530,7 +500,7 @@ def main() -> None:
         ours = OurSigner(config, with_tsa=False)
         ours_tsa = OurSigner(config, with_tsa=True)
         # the very reservation our signer makes for this certificate and chain (no TSA)
-        baseline = baseline_signer(_bytes_to_reserve(ours.cert, ours.chain, False))
+        baseline = baseline_signer(_bytes_to_reserve(ours.signer.certificate, ours.signer.chain, False))
         results: dict[str, Any] = {}
         for label, size in SIZES.items():
             doc = base / f"doc-{label}.pdf"

@@ -1,5 +1,6 @@
 """Sign-in, sessions and API tokens: the login domain, without Flask."""
 
+from appliance.auth.credentials import TOKEN_PREFIX
 from appliance.auth.errors import RefusalReason, TooManyAttempts
 from appliance.auth.records import (
     ClientInfo,
@@ -9,7 +10,7 @@ from appliance.auth.records import (
     SyncReport,
     TokenInfo,
 )
-from appliance.auth.service import TOKEN_PREFIX, AuthService
+from appliance.auth.service import AuthService
 
 __all__ = [
     "TOKEN_PREFIX",

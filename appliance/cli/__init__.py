@@ -45,7 +45,8 @@ COMMANDS = {
     ),
     "admin": LazyCommand("appliance.cli.admin:admin", "The local (break-glass) system administrator."),
     "jobs": LazyCommand(
-        "appliance.cli.jobs:jobs", "Scheduled work: CRL refresh, directory sync, purge of old login counters."
+        "appliance.cli.jobs:jobs",
+        "Scheduled work: CRL refresh, directory sync, mail delivery, purge of old login counters.",
     ),
 }
 

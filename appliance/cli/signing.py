@@ -8,16 +8,22 @@ from pathlib import Path
 import click
 
 from appliance.cli.common import load_cli_config, open_services
+from appliance.db import transaction
+from appliance.errors import InvalidInput
 from appliance.signing import (
     DEFAULT_MAX_PAGES,
     Appearance,
     Placement,
+    SignatureFacts,
     SignOptions,
     ValidationReport,
     Verdict,
 )
-from appliance.signing.documents import resolve_timestamper, sign_file_with_key, verify_file
+from appliance.signing.documents import resolve_signer, sign_stream, verify_file
 from appliance.signing.errors import PdfRejected, RejectReason
+from appliance.signing.pades import open_pdf_source
+from appliance.signing.validate import PROBLEM_MESSAGES, TRUST_PROBLEM_MESSAGES
+from appliance.storage import atomic_output
 
 EXIT_NOT_VALID = 3
 """`verify` exit code when the file's signatures are not valid (1 stays "could not check")."""
@@ -72,6 +78,8 @@ def sign(
     """Sign SOURCE into DESTINATION with an HSM key (incremental, PAdES B-LT). Invisible unless --page and
     --rect are given. DESTINATION is written only when signing succeeded."""
     appearance = None
+    if lta and no_timestamp:
+        raise InvalidInput("--lta adds a document timestamp; it cannot be combined with --no-timestamp")
     if (page is None) != (rect is None):
         raise PdfRejected(RejectReason.BAD_PLACEMENT, "give both --page and --rect for a visible signature")
     if page is not None and rect is not None:
@@ -89,22 +97,13 @@ def sign(
         max_pages=max_pages,
     )
     services = open_services(load_cli_config(ctx))
-    timestamper = (
-        None
-        if no_timestamp
-        else resolve_timestamper(services.config, services.custody, services.sessions, services.clock)
-    )
-    signed = sign_file_with_key(
-        config=services.config,
-        custody=services.custody,
-        sessions=services.sessions,
-        clock=services.clock,
-        timestamper=timestamper,
-        key_label=key_label,
-        source=source,
-        destination=destination,
-        options=options,
-    )
+    # the paths are checked before the database and the HSM are: a missing input, a missing
+    # folder or a destination that is not a regular file is refused at once
+    with open_pdf_source(source) as src, atomic_output(destination.absolute()) as out:
+        with transaction(services.sessions) as session:
+            signer = resolve_signer(session, services.signing, key_label, timestamp=not no_timestamp)
+        # signed after the commit, so the CRLs the signature embeds are stored ones
+        signed = sign_stream(services.signing, signer, src, out, options)
     click.echo(
         f"signed {destination} ({signed.level.value}, field {signed.field_name}, "
         f"{signed.signing_time:%Y-%m-%d %H:%M:%S} UTC)"
@@ -133,22 +132,18 @@ def verify(ctx: click.Context, path: Path, as_json: bool) -> None:
 
 
 def _print_report(report: ValidationReport) -> None:
-    verdicts = {
-        Verdict.VALID: "VALID: every signature is valid and the document is unchanged since",
-        Verdict.INVALID: "NOT VALID: see the problems below",
-        Verdict.NO_SIGNATURES: "NO SIGNATURES: the document is not signed",
-    }
-    click.echo(verdicts[report.verdict])
+    verdicts = {Verdict.VALID: "VALID", Verdict.INVALID: "NOT VALID", Verdict.NO_SIGNATURES: "NO SIGNATURES"}
+    click.echo(f"{verdicts[report.verdict]}: {report.message}")
     if report.certified:
         click.echo(f"certified: {report.certified}")
     for sig in report.signatures:
         click.echo("")
         click.echo(f"#{sig.index} {sig.kind} {sig.field_name or ''}: {'valid' if sig.valid else 'NOT VALID'}")
         click.echo(f"  signer:        {sig.signer}")
-        click.echo(f"  chain:         {' <- '.join(sig.chain) if sig.chain else '(no trusted path)'}")
+        _print_chain(sig)
+        problem = TRUST_PROBLEM_MESSAGES.get(sig.trust_problem or "", sig.trust_problem)
         click.echo(
-            f"  trusted:       {'yes' if sig.trusted else 'no'}"
-            + (f" ({sig.trust_problem})" if sig.trust_problem else "")
+            f"  trusted:       {'yes' if sig.trusted else 'no'}" + (f" ({problem})" if problem else "")
         )
         if sig.signing_time:
             click.echo(f"  signing time:  {sig.signing_time.isoformat()} (claimed by the signer)")
@@ -164,4 +159,16 @@ def _print_report(report: ValidationReport) -> None:
         click.echo(f"  revocation:    {sig.revocation.value}")
         click.echo(f"  whole document: {'yes' if sig.covers_whole_document else 'NO'}")
         if sig.problems:
-            click.echo(f"  problems:      {', '.join(sig.problems)}")
+            click.echo("  problems:")
+            for problem in sig.problems:
+                click.echo(f"    {problem}: {PROBLEM_MESSAGES.get(problem, problem)}")
+
+
+def _print_chain(sig: SignatureFacts) -> None:
+    if not sig.chain:
+        click.echo("  chain:         (none)")
+    for position, cert in enumerate(sig.chain):
+        label = "  chain:         " if position == 0 else "                 "
+        note = f" ({cert.note})" if cert.note else ""
+        click.echo(f"{label}{cert.name}{note}")
+        click.echo(f"                   sha256 {cert.sha256}")

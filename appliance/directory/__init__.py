@@ -5,7 +5,6 @@ from appliance.config import AppConfig
 from appliance.directory._ldap import LdapDirectory
 from appliance.directory.api import (
     AccountStatus,
-    BeforeBind,
     Directory,
     DirectoryAccount,
     DirectoryHealth,
@@ -26,7 +25,6 @@ __all__ = [
     "INVALID_LOGIN_MESSAGE",
     "AccountStatus",
     "AuthenticationFailed",
-    "BeforeBind",
     "Directory",
     "DirectoryAccount",
     "DirectoryHealth",

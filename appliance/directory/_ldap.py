@@ -1,9 +1,10 @@
 """The LDAP implementation of `Directory`, over ldap3.
 
-* Search-then-bind: a pooled service-account connection finds exactly one entry with
-  the configured filter (the login name escaped per RFC 4515); the password is then
-  checked by binding as that entry's DN on a separate pooled connection that is only
-  ever used for binds, never for searches.
+* Search-then-bind, in two calls: `find_account` finds exactly one entry with the
+  configured filter on a pooled service-account connection (the login name escaped per
+  RFC 4515) and reads its account state; `verify_password` then binds as that entry's DN
+  on a separate pooled connection that is only ever used for binds, never for searches.
+  The password is sent as UTF-8 bytes, exactly as typed (see `_password_bytes`).
 * Servers are tried in order; a server that failed is skipped for a short while.
   Every connection is TLS (LDAPS or StartTLS, certificate checked against `ca_file`)
   unless the config says `allow_plain` and `start_tls: false`.
@@ -24,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -36,7 +37,6 @@ from appliance.clock import Clock
 from appliance.config import DirectoryConfig
 from appliance.directory.api import (
     AccountStatus,
-    BeforeBind,
     DirectoryAccount,
     DirectoryHealth,
     DirectoryPerson,
@@ -94,6 +94,14 @@ def _is_tls_failure(exc: BaseException) -> bool:
 
 
 UNREADABLE_ENTRY = "The company directory returned an entry the appliance cannot read."
+UNSENDABLE_PASSWORD = "The password holds characters that are not valid text (a lone surrogate)."  # noqa: S105
+
+
+@dataclass(frozen=True)
+class _LdapAccount(DirectoryAccount):
+    """An entry `find_account` found, with what the search returned, for the bind and the person."""
+
+    entry: Entry = field(compare=False, repr=False)
 
 
 @dataclass
@@ -307,6 +315,10 @@ class LdapDirectory:
                 self._service_pool.release(connection)
                 log.error("the directory returned a DN that does not parse")
                 raise DirectoryUnavailable(UNREADABLE_ENTRY) from exc
+            except DirectoryUnavailable:
+                # an entry it cannot read (no immutable id): the connection itself is fine
+                self._service_pool.release(connection)
+                raise
             self._service_pool.release(connection)
             return result
         raise AssertionError("unreachable")
@@ -429,41 +441,47 @@ class LdapDirectory:
 
     # -- the Directory interface ---------------------------------------------------
 
-    def authenticate(
-        self, username: str, password: str, before_bind: BeforeBind | None = None
-    ) -> DirectoryPerson:
+    def find_account(self, username: str) -> DirectoryAccount:
+        if not _acceptable_username(username):
+            return DirectoryAccount(username, None, None, FailureReason.INVALID_USERNAME)
+
+        def find(connection: Connection) -> DirectoryAccount:
+            entries = self._find_entries(connection, username)
+            if len(entries) != 1:
+                reason = FailureReason.UNKNOWN_USER if not entries else FailureReason.AMBIGUOUS_USER
+                return DirectoryAccount(username, None, None, reason)
+            dn, attrs = entries[0]
+            status = self._status(connection, attrs)
+            return _LdapAccount(
+                login_name=username,
+                dn=normalize_dn(dn),
+                directory_id=self._directory_id(dn, attrs),
+                refusal=None if status is AccountStatus.ACTIVE else FailureReason(status.value),
+                entry=(dn, attrs),
+            )
+
+        return self._with_service(find)
+
+    def verify_password(self, account: DirectoryAccount, password: str) -> DirectoryPerson:
         # An empty password makes a simple bind "unauthenticated" (RFC 4513 5.1.2),
         # which servers answer with success: refuse before any LDAP traffic.
         if not password or not password.strip() or "\x00" in password:
             raise AuthenticationFailed(FailureReason.EMPTY_PASSWORD)
-        if not _acceptable_username(username):
-            raise AuthenticationFailed(FailureReason.INVALID_USERNAME)
-
-        entries = self._with_service(lambda connection: self._find_entries(connection, username))
-        if len(entries) != 1:
-            self._decoy_bind(password)
-            raise AuthenticationFailed(
-                FailureReason.UNKNOWN_USER if not entries else FailureReason.AMBIGUOUS_USER
-            )
-        dn, attrs = entries[0]
-        try:
-            account = DirectoryAccount(normalize_dn(dn), self._directory_id(dn, attrs))
-        except MalformedDn as exc:
-            log.error("the directory returned a DN that does not parse")
-            raise DirectoryUnavailable(UNREADABLE_ENTRY) from exc
-        if before_bind is not None:
-            before_bind(account)
-        status = self._with_service(lambda connection: self._status(connection, attrs))
-        if status is not AccountStatus.ACTIVE:
-            self._decoy_bind(password)
-            raise AuthenticationFailed(FailureReason(status.value))
-        if not self._bind_as(dn, password):
+        secret = _password_bytes(password)
+        if account.refusal is not None:
+            if account.refusal is not FailureReason.INVALID_USERNAME:
+                self._decoy_bind(secret)
+            raise AuthenticationFailed(account.refusal)
+        if not isinstance(account, _LdapAccount):
+            raise TypeError("verify_password takes an account found by this directory's find_account")
+        dn, attrs = account.entry
+        if not self._bind_as(dn, secret):
             raise AuthenticationFailed(FailureReason.WRONG_PASSWORD)
         # groups are resolved only after the password is proven: failures all cost one
         # search and one bind, so their timing does not tell them apart
-        return self._with_service(lambda connection: self._person(connection, dn, attrs, username))
+        return self._with_service(lambda connection: self._person(connection, dn, attrs, account.login_name))
 
-    def _bind_as(self, dn: str, password: str) -> bool:
+    def _bind_as(self, dn: str, password: bytes) -> bool:
         for attempt in (1, 2):
             try:
                 with self._bind_connection() as connection:
@@ -478,7 +496,7 @@ class LdapDirectory:
                     raise DirectoryUnavailable() from exc
         raise AssertionError("unreachable")
 
-    def _decoy_bind(self, password: str) -> None:
+    def _decoy_bind(self, password: bytes) -> None:
         try:
             self._bind_as(self._decoy_dn, password)
         except DirectoryUnavailable:
@@ -588,4 +606,30 @@ def _acceptable_username(username: str) -> bool:
         and bool(username.strip())
         and len(username) <= MAX_USERNAME_LENGTH
         and not any(ord(c) < 32 for c in username)
+        and _is_text(username)
     )
+
+
+def _is_text(value: str) -> bool:
+    """False when `value` holds a lone surrogate, which no protocol can carry as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _password_bytes(password: str) -> bytes:
+    """The password as the bind sends it: UTF-8, exactly as typed.
+
+    ldap3 runs a str password through SASLprep, which maps some characters (no-break spaces,
+    ligatures) to others and refuses control characters and mixed right-to-left and
+    left-to-right text, raising an error that would look like an outage. Bytes are sent as
+    they are (RFC 4511 gives the simple password as an OCTET STRING), so the directory
+    compares what the person typed with what it holds, as its own tools (ldapwhoami) do.
+
+    :raises InvalidInput: when the password cannot be encoded (a lone surrogate).
+    """
+    if not _is_text(password):
+        raise InvalidInput(UNSENDABLE_PASSWORD)
+    return password.encode("utf-8")

@@ -6,12 +6,12 @@ failure as one of the errors in `directory.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from appliance.config import Role
+from appliance.directory.errors import FailureReason
 
 
 class AccountStatus(StrEnum):
@@ -27,11 +27,22 @@ class AccountStatus(StrEnum):
 
 @dataclass(frozen=True)
 class DirectoryAccount:
-    """The one entry a login name resolved to, before the password is tried."""
+    """What a login name resolved to, before any password is tried (`Directory.find_account`).
 
-    dn: str
-    """Normalised (see `normalize_dn`), so every spelling of the name gives the same value."""
-    directory_id: str
+    Hand it back to `verify_password` of the directory that returned it: an implementation
+    may keep what it read about the entry in a subclass, for the bind and the person.
+    """
+
+    login_name: str
+    """As typed."""
+    dn: str | None
+    """The entry's DN normalised (see `normalize_dn`), so every spelling and every second name
+    (UPN, mail) of one person gives the same value; None when no single entry matched."""
+    directory_id: str | None
+    """The entry's immutable id; None when no single entry matched."""
+    refusal: FailureReason | None
+    """Why no password can sign this account in (invalid name, unknown, ambiguous, disabled,
+    expired, locked); None for an active entry."""
 
 
 @dataclass(frozen=True)
@@ -76,20 +87,31 @@ class DirectoryHealth:
         return any(s.reachable for s in self.servers)
 
 
-BeforeBind = Callable[[DirectoryAccount], None]
-"""Called with the entry found for a login name, before its password is tried; raising
-from it stops the attempt with no bind (the login domain counts failures per entry here)."""
-
-
 class Directory(Protocol):
-    def authenticate(
-        self, username: str, password: str, before_bind: BeforeBind | None = None
-    ) -> DirectoryPerson:
-        """Search for the person with the service account, then bind as them.
+    """Sign-in is two steps, so the caller can count attempts per entry between them:
+    `find_account` (search and account state, no bind), then `verify_password` (the bind)."""
 
-        `before_bind` runs once exactly one entry matched, whatever its status.
-        :raises AuthenticationFailed: with the true reason (for the log only).
+    def find_account(self, username: str) -> DirectoryAccount:
+        """The one entry this login name matches (searched with the service account) and its
+        account state, whatever that is; an account with a `refusal` when there is no single
+        entry or the name cannot be searched for. Never binds as the person.
+
         :raises DirectoryUnavailable: when no server answers (DirectoryTlsFailed: not over verified TLS).
+        """
+        ...
+
+    def verify_password(self, account: DirectoryAccount, password: str) -> DirectoryPerson:
+        """Bind as the account's entry with `password`, sent exactly as typed (UTF-8, no
+        SASLprep): the directory alone decides which characters a password may hold. Groups and
+        roles are resolved only after the bind succeeded.
+
+        An account with a `refusal` costs one bind to a DN that cannot exist (none for an
+        invalid login name), so a refusal takes as long as a wrong password.
+        :raises AuthenticationFailed: EMPTY_PASSWORD for an empty, blank or NUL-holding password
+            (never sent: an empty simple bind is an anonymous bind), else the account's refusal,
+            else WRONG_PASSWORD.
+        :raises InvalidInput: when the password is not text that can be sent (a lone surrogate).
+        :raises DirectoryUnavailable: when no server answers.
         """
         ...
 

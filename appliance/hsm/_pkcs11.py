@@ -24,6 +24,7 @@ from appliance.hsm.api import (
     HsmHealth,
     KeyRef,
     KeySpec,
+    check_label,
 )
 from appliance.hsm.errors import KeyNotFound, KeyPolicyViolation
 from appliance.hsm.pool import SessionPool, shared_pool
@@ -75,14 +76,6 @@ PRIVATE_KEY_PROVENANCE: dict[Attribute, bool] = {
     Attribute.NEVER_EXTRACTABLE: True,
     Attribute.LOCAL: True,
 }
-
-MAX_LABEL_LENGTH = 200
-
-
-def check_label(label: str) -> None:
-    if not label or len(label) > MAX_LABEL_LENGTH or not label.isprintable():
-        raise InvalidInput(f"a key label must be 1-{MAX_LABEL_LENGTH} printable characters")
-
 
 class Pkcs11Custody:
     """Key custody in a PKCS#11 token; opens nothing until first use."""

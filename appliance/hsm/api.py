@@ -161,6 +161,15 @@ class KeyDeleter(Protocol):
     def delete(self, key: KeyRef) -> None: ...
 
 
+MAX_LABEL_LENGTH = 200
+
+
+def check_label(label: str) -> None:
+    """Every custody's rule for key labels (CKA_LABEL)."""
+    if not label or len(label) > MAX_LABEL_LENGTH or not label.isprintable():
+        raise InvalidInput(f"a key label must be 1-{MAX_LABEL_LENGTH} printable characters")
+
+
 def default_digest_algorithm(algorithm: KeyAlgorithm) -> str:
     """The digest that matches the key's strength (SHA-384 for P-384, else SHA-256)."""
     return "sha384" if algorithm is KeyAlgorithm.ECDSA_P384 else "sha256"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from appliance.db import transaction
+from appliance.notify import deliver_due_mail
 from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
@@ -36,6 +37,14 @@ def purge_login_throttles_job(services: Services) -> str:
     return f"purged {services.auth.purge_login_throttles()} expired login counters"
 
 
+def deliver_mail_job(services: Services) -> str:
+    assert services.mailer is not None  # the job is registered only with mail on
+    report = deliver_due_mail(
+        services.sessions, services.mailer, services.clock, services.config.mail.from_address
+    )
+    return f"mailed {report.sent}, to retry {report.retried}, given up {report.failed}"
+
+
 def default_jobs(services: Services) -> list[Job]:
     """The jobs that apply to this configuration (no HSM: no CRLs; no directory: no sync)."""
     # failed-login counters pile up with every name and address tried (the local
@@ -46,4 +55,7 @@ def default_jobs(services: Services) -> list[Job]:
         jobs.append(Job("crl-refresh", timedelta(hours=1), refresh_crls_job))
     if services.directory is not None:
         jobs.append(Job("directory-sync", timedelta(hours=24), sync_directory_job))
+    if services.mailer is not None:
+        # as often as the timer fires: notices should not wait
+        jobs.append(Job("mail-delivery", timedelta(minutes=1), deliver_mail_job))
     return jobs

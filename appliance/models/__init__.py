@@ -16,8 +16,10 @@ from appliance.models.enums import (
     UserSource,
 )
 from appliance.models.job import JobRun
+from appliance.models.notify import MailStatus, Notification
 from appliance.models.org import Organisation
 from appliance.models.pki import Certificate, Crl, HsmKey, Seal
+from appliance.models.request_counter import RequestCounter
 from appliance.models.user import ApiToken, LoginThrottle, User, UserRole, UserSession
 
 __all__ = [
@@ -36,10 +38,13 @@ __all__ = [
     "JobRun",
     "KeyPurpose",
     "LoginThrottle",
+    "MailStatus",
+    "Notification",
     "Organisation",
     "Party",
     "PartyKind",
     "PartyStatus",
+    "RequestCounter",
     "RevocationReason",
     "Role",
     "Routing",

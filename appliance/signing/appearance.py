@@ -70,13 +70,17 @@ class Appearance:
     """Name shown on the stamp; defaults to the certificate's common name."""
 
 
-def check_placement(placement: Placement, page_count: int, page_box: tuple[float, ...] | None) -> None:
-    """Refuse a page past the end or a rectangle outside the page's media box."""
+def check_page(placement: Placement, page_count: int) -> None:
+    """Refuse a page past the end, naming the pages there are (before the page is looked up)."""
     if placement.page > page_count:
+        pages = "only page 1" if page_count == 1 else f"pages 1 to {page_count}"
         raise PdfRejected(
-            RejectReason.BAD_PLACEMENT,
-            f"the signature is placed on page {placement.page} but the PDF has {page_count} pages",
+            RejectReason.BAD_PLACEMENT, f"page {placement.page} does not exist: the document has {pages}"
         )
+
+
+def check_box(placement: Placement, page_box: tuple[float, ...] | None) -> None:
+    """Refuse a rectangle outside the page's media box (the page exists: see `check_page`)."""
     if page_box is not None:
         left, bottom, right, top = page_box
         x1, y1, x2, y2 = placement.box

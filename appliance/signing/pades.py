@@ -54,7 +54,7 @@ from pyhanko_certvalidator.path import ValidationPath
 
 from appliance.clock import Clock
 from appliance.errors import ApplianceError
-from appliance.signing.appearance import Appearance, check_placement, stamp_style
+from appliance.signing.appearance import Appearance, check_box, check_page, stamp_style
 from appliance.signing.errors import CertificateNotUsable, PdfRejected, RejectReason, SigningFailed
 from appliance.signing.pathcache import SIGNER_PATHS
 from appliance.signing.preflight import (
@@ -64,6 +64,7 @@ from appliance.signing.preflight import (
     inspect_pdf,
     open_strict_reader,
 )
+from appliance.signing.pyhanko_logs import route_pyhanko_logs
 from appliance.signing.trust import TrustMaterial
 from appliance.storage import atomic_output
 
@@ -205,6 +206,7 @@ def sign_pdf(
     :raises CertificateNotUsable: the certificate is expired, revoked or untrusted.
     :raises SigningFailed: pyHanko failed for another reason.
     """
+    route_pyhanko_logs()
     options = options or SignOptions()
     if options.document_timestamp and timestamper is None:
         raise SigningFailed("a document timestamp (B-LTA) needs a timestamp authority; none is configured")
@@ -355,17 +357,23 @@ def sign_pdf_file(
     The signed bytes go to a temporary file beside `destination`, are fsynced, and are
     renamed over it; on any failure the temporary file is removed.
     """
-    destination = destination.absolute()
+    with open_pdf_source(source) as src, atomic_output(destination.absolute()) as out:
+        return sign_pdf(
+            src, out, signer=signer, trust=trust, clock=clock, timestamper=timestamper, options=options
+        )
+
+
+def open_pdf_source(source: Path) -> BinaryIO:
+    """The input file opened for reading; a missing or unreadable file is the input's fault.
+
+    :raises PdfRejected: the file does not exist or cannot be read.
+    """
     try:
-        src = source.open("rb")
+        return source.open("rb")
     except FileNotFoundError as exc:
         raise PdfRejected(RejectReason.NOT_PDF, f"input file {source} does not exist") from exc
     except OSError as exc:
         raise PdfRejected(RejectReason.NOT_PDF, f"input file {source} cannot be read") from exc
-    with src, atomic_output(destination) as out:
-        return sign_pdf(
-            src, out, signer=signer, trust=trust, clock=clock, timestamper=timestamper, options=options
-        )
 
 
 async def _sign(
@@ -539,7 +547,9 @@ def _field_spec(
     if options.appearance is None:
         return SigFieldSpec(sig_field_name=field_name, **lock)  # type: ignore[arg-type]
     placement = options.appearance.placement
-    check_placement(placement, facts.page_count, _media_box(writer, placement.page - 1))
+    # the page number first: looking up a page that does not exist fails inside pyHanko
+    check_page(placement, facts.page_count)
+    check_box(placement, _media_box(writer, placement.page - 1))
     x1, y1, x2, y2 = placement.box
     return SigFieldSpec(
         sig_field_name=field_name,

@@ -7,6 +7,13 @@ from pyHanko's `bottom_line` (which passes an incremental-saving attack when the
 is skipped). A later visible signature that hides what an earlier one signed makes the
 earlier one invalid (appliance.signing.overlay). Anything that cannot be parsed or
 evaluated makes its signature invalid; files beyond `ValidationLimits` are refused.
+
+Each fact is judged on its own, so a report says what is wrong and only that: the signed
+bytes (`intact`), the signature value (`cryptographically_valid` needs both), the signer's
+chain (`trusted`, judged even when the bytes changed), and DocMDP (only in certified
+documents). Each certificate of a chain is shown with its SHA-256 fingerprint, and one that
+copies the name of a CA the appliance knows, with another key, is marked as not the
+appliance's CA.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from typing import Any, BinaryIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509 as crypto_x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
@@ -32,16 +41,20 @@ from pyhanko.sign.validation import (
     async_validate_pdf_timestamp,
 )
 from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.generic_cms import validate_cert_usage
 from pyhanko.sign.validation.status import (
     DocumentTimestampStatus,
     PdfSignatureStatus,
+    RevocationDetails,
     TimestampSignatureStatus,
 )
+from pyhanko_certvalidator.path import ValidationPath
 
 from appliance.clock import Clock
 from appliance.signing import overlay
 from appliance.signing.errors import PdfRejected, RejectReason
 from appliance.signing.preflight import open_strict_reader
+from appliance.signing.pyhanko_logs import route_pyhanko_logs
 from appliance.signing.trust import TrustMaterial
 
 log = logging.getLogger(__name__)
@@ -52,6 +65,55 @@ class Verdict(StrEnum):
     """Every signature is valid, trusted and the last one covers the whole document."""
     INVALID = "invalid"
     NO_SIGNATURES = "no_signatures"
+
+
+VERDICT_MESSAGES = {
+    Verdict.VALID: "every signature is valid and the document is unchanged since, but for what they allow",
+    Verdict.INVALID: "at least one signature is not valid; its problems say why",
+    Verdict.NO_SIGNATURES: "the document has no signatures",
+}
+
+PROBLEM_MESSAGES = {
+    "digest_mismatch": "the signed bytes were changed after signing",
+    "signature_invalid": "the signature value does not match the signed data and the signer's key",
+    "untrusted": "the signer's certificate is not trusted by this appliance (see trusted)",
+    "revoked": "the signer's certificate is revoked",
+    "timestamp_untrusted": "the signature timestamp is damaged or not from a trusted authority",
+    "seed_value_violation": "the signature breaks the rules its signature field sets",
+    "partial_coverage": "the signature does not cover the whole file",
+    "modifications_unknown": "the changes made after signing could not be analysed",
+    "modified_after_signing": "the document was changed after signing beyond what is allowed",
+    "docmdp_violation": "the changes after signing break the certification's permissions",
+    "hidden_by_later_signature": "a later signature's stamp hides content this signature covers",
+    "overlay_unchecked": "whether later stamps hide signed content could not be checked",
+    "malformed_signature": "the signature cannot be read",
+}
+"""Each stable problem code in plain words: what is wrong, and only that."""
+
+_OUTSIDE_VALIDITY = "a certificate in the chain is outside its validity period at the validation time"
+_CHAIN_FAILED = "the chain could not be validated"
+_REVOCATION_UNKNOWN = "the revocation status is unknown at the validation time (no current CRL)"
+TRUST_PROBLEM_MESSAGES = {
+    "chain_constraints_failure": (
+        "a certificate in the chain may not be used this way (e.g. self-signed but no trust root "
+        "of this appliance, or a key usage that does not allow signing)"
+    ),
+    "certificate_chain_general_failure": _CHAIN_FAILED,
+    "generic": _CHAIN_FAILED,
+    "crypto_constraints_failure": "the chain uses an algorithm this appliance does not accept",
+    "crypto_constraints_failure_no_poe": "the chain uses an algorithm this appliance does not accept",
+    "expired": _OUTSIDE_VALIDITY,
+    "not_yet_valid": _OUTSIDE_VALIDITY,
+    "out_of_bounds_no_poe": _OUTSIDE_VALIDITY,
+    "out_of_bounds_not_revoked": _OUTSIDE_VALIDITY,
+    "no_certificate_chain_found": "no path to a trusted root of this appliance",
+    "try_later": _REVOCATION_UNKNOWN,
+    "revocation_out_of_bounds_no_poe": _REVOCATION_UNKNOWN,
+    "no_poe": "nothing proves the signature existed while its certificate was valid",
+}
+"""`SignatureFacts.trust_problem` codes (pyHanko's AdES indications) in plain words."""
+
+NOT_OUR_CA = "not the appliance's CA"
 
 
 class Modification(StrEnum):
@@ -116,6 +178,18 @@ class TimestampFacts:
 
 
 @dataclass(frozen=True)
+class ChainCertificate:
+    """One certificate of a signer's chain."""
+
+    name: str
+    subject: str
+    sha256: str
+    """SHA-256 fingerprint of the certificate (hex): a name can be copied, this cannot."""
+    note: str | None = None
+    """`NOT_OUR_CA` when it bears the name of a CA the appliance knows but not that CA's key."""
+
+
+@dataclass(frozen=True)
 class SignatureFacts:
     """Everything the report says about one signature or document timestamp."""
 
@@ -128,9 +202,12 @@ class SignatureFacts:
     """Common name (or full subject) of the signer's certificate; the TSA for a document timestamp."""
     signer_subject: str | None
     certificate_serial: str | None
-    chain: list[str]
-    """Subjects from the signer up to the trust anchor, when a trusted path was found."""
+    chain: list[ChainCertificate]
+    """From the signer up: the validated path to the trust anchor when the signer is trusted;
+    otherwise the certificates, from the file and the appliance, that really issued each other."""
     trusted: bool
+    """The signer's chain leads to a trust anchor, unrevoked, at the validation time; judged
+    apart from the document's bytes, which `intact` describes."""
     trust_problem: str | None
     signing_time: datetime | None
     """Time claimed by the signer (signing-time attribute); not proof."""
@@ -139,11 +216,14 @@ class SignatureFacts:
     intact: bool
     """The signed bytes are unchanged (digest matches)."""
     cryptographically_valid: bool
+    """The bytes are intact and the signature value verifies with the signer's key."""
     coverage: Coverage
     modification: Modification
     docmdp: str | None
     """DocMDP permission set by this signature (certification or field lock), if any."""
     docmdp_ok: bool | None
+    """In a certified document: the changes after this signature respect the certification's
+    permissions. None in a document that is not certified (and for document timestamps)."""
     revocation: Revocation
     revoked_at: datetime | None
     covers_whole_document: bool
@@ -156,6 +236,8 @@ class SignatureFacts:
 @dataclass(frozen=True)
 class ValidationReport:
     verdict: Verdict
+    message: str
+    """The verdict in words (`VERDICT_MESSAGES`)."""
     signatures: list[SignatureFacts]
     certified: str | None
     """DocMDP permission of an author (certification) signature, if the document has one."""
@@ -188,6 +270,7 @@ def validate_pdf(
     :raises PdfRejected: empty, not a PDF, unreadable cross-reference data, encrypted, or
         beyond `limits` (too large).
     """
+    route_pyhanko_logs()
     limits = limits or ValidationLimits()
     now = clock.now()
     file_size = stream.seek(0, 2)
@@ -219,6 +302,7 @@ def validate_pdf(
         raise PdfRejected(RejectReason.MALFORMED, "the PDF's form fields cannot be read") from exc
     tail = _has_unaccounted_tail(stream, reader)
     dss_certs, dss_crls = _dss_material(reader)
+    own = trust
     trust = trust.with_extra(dss_certs, dss_crls)
     facts: list[SignatureFacts] = []
     last_regular = max(
@@ -231,7 +315,9 @@ def validate_pdf(
                 sig,
                 index + 1,
                 trust,
+                own,
                 now,
+                certified=certified is not None,
                 file_size=file_size,
                 unaccounted_tail=tail,
                 is_last=index == len(embedded) - 1,
@@ -249,7 +335,12 @@ def validate_pdf(
     else:
         verdict = Verdict.INVALID
     return ValidationReport(
-        verdict=verdict, signatures=facts, certified=certified, revisions=revisions, validated_at=now
+        verdict=verdict,
+        message=VERDICT_MESSAGES[verdict],
+        signatures=facts,
+        certified=certified,
+        revisions=revisions,
+        validated_at=now,
     )
 
 
@@ -257,15 +348,20 @@ def _evaluate(
     sig: EmbeddedPdfSignature,
     index: int,
     trust: TrustMaterial,
+    own: TrustMaterial,
     now: datetime,
     *,
+    certified: bool,
     file_size: int,
     unaccounted_tail: bool,
     is_last: bool,
     is_last_regular: bool,
     later_signatures: int,
 ) -> SignatureFacts:
-    """One signature's facts, its certificates validated at `now` (the injected clock's time)."""
+    """One signature's facts, its certificates validated at `now` (the injected clock's time).
+
+    `trust` adds the document's own validation data to `own`, the appliance's trust material.
+    """
     is_timestamp = sig.sig_object_type == "/DocTimeStamp"
     try:
         field_name = str(sig.field_name)
@@ -293,13 +389,17 @@ def _evaluate(
             )
     except (SignatureValidationError, PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
         # a broken /ByteRange or /Contents (universal signature forgery) lands here: fail closed
-        log.info("signature %d could not be evaluated: %s", index, exc.__class__.__name__, exc_info=True)
+        log.info("signature %d could not be evaluated: %s", index, exc.__class__.__name__)
+        log.debug("signature %d could not be evaluated", index, exc_info=True)
         return _unreadable(index, field_name, is_timestamp)
     return _facts_from_status(
         sig,
         status,
         index,
         field_name,
+        _judge_trust(sig, status, trust, now),
+        _Names(trust=trust, own=own),
+        certified=certified,
         file_size=file_size,
         unaccounted_tail=unaccounted_tail,
         is_timestamp=is_timestamp,
@@ -309,12 +409,71 @@ def _evaluate(
     )
 
 
+@dataclass(frozen=True)
+class _Trust:
+    """The verdict on a signer's chain, apart from the document's bytes."""
+
+    trusted: bool
+    problem: str | None
+    path: ValidationPath | None
+    revocation: RevocationDetails | None
+
+
+def _judge_trust(
+    sig: EmbeddedPdfSignature,
+    status: PdfSignatureStatus | DocumentTimestampStatus,
+    trust: TrustMaterial,
+    now: datetime,
+) -> _Trust:
+    """Is the signer's chain trusted? pyHanko's own `trusted` is also false when the bytes changed.
+
+    pyHanko validates the chain whenever the signature value verifies, even over changed bytes
+    (a digest mismatch), and that verdict is taken as it is. When the value itself does not
+    verify, pyHanko skips the chain, so it is validated here, the same way.
+    """
+    if status.valid:
+        path = status.validation_path
+        indication = status.trust_problem_indic
+        revocation = status.revocation_details
+    else:
+        context = trust.validation_context(moment=now)
+        context.certificate_registry.register_multiple(sig.other_embedded_certs)
+        result = asyncio.run(
+            validate_cert_usage(
+                status.signing_cert,
+                context,
+                key_usage_settings=type(status).default_usage_constraints(),
+                paths=context.path_builder.async_build_paths_lazy(status.signing_cert),
+            )
+        )
+        path = result.success_result or result.error_path
+        indication = result.error_subindic
+        revocation = result.revo_details
+    trusted = indication is None and path is not None
+    if trusted:
+        problem = None
+    elif revocation is not None:
+        problem = (
+            "a CA certificate in the signer's chain is revoked"
+            if revocation.ca_revoked
+            else "the signer's certificate is revoked"
+        )
+    elif indication is not None:
+        problem = str(indication.standard_name).lower()
+    else:
+        problem = "no path to a trusted root of this appliance"
+    return _Trust(trusted=trusted, problem=problem, path=path, revocation=revocation)
+
+
 def _facts_from_status(
     sig: EmbeddedPdfSignature,
     status: PdfSignatureStatus | DocumentTimestampStatus,
     index: int,
     field_name: str | None,
+    trust: _Trust,
+    names: _Names,
     *,
+    certified: bool,
     file_size: int,
     unaccounted_tail: bool,
     is_timestamp: bool,
@@ -335,16 +494,16 @@ def _facts_from_status(
         problems.append("digest_mismatch")
     if not status.valid:
         problems.append("signature_invalid")
-    if not status.trusted:
-        problems.append("revoked" if status.revoked else "untrusted")
+    if not trust.trusted:
+        problems.append("revoked" if trust.revocation is not None else "untrusted")
 
     timestamp: TimestampFacts | None = None
     if isinstance(status, DocumentTimestampStatus):
         timestamp = TimestampFacts(
             time=status.timestamp,
             authority=_name(cert),
-            intact=status.intact,
-            trusted=status.trusted,
+            intact=status.intact and status.valid,
+            trusted=trust.trusted,
         )
     elif status.timestamp_validity is not None:
         timestamp = _timestamp_facts(status.timestamp_validity)
@@ -375,9 +534,12 @@ def _facts_from_status(
         problems.append("modifications_unknown")
     elif level > allowed:
         problems.append("modified_after_signing")
-    # pyHanko judges DocMDP for signatures only; a document timestamp sets no permissions
-    # and is bound by the earlier signatures' rules, which their own checks enforce.
-    if not is_timestamp and status.docmdp_ok is not True:
+    # DocMDP permissions exist only in a certified document; elsewhere pyHanko's docmdp_ok
+    # merely repeats the modification check above. pyHanko judges it for signatures only: a
+    # document timestamp sets no permissions and is bound by the earlier signatures' rules.
+    # docmdp_ok is None exactly when the changes could not be analysed: modifications_unknown.
+    docmdp_ok = status.docmdp_ok if certified and not is_timestamp else None
+    if docmdp_ok is False:
         problems.append("docmdp_violation")
     covers_whole = not {
         "partial_coverage",
@@ -386,11 +548,17 @@ def _facts_from_status(
         "docmdp_violation",
     } & set(problems)
 
-    revocation = (
-        Revocation.REVOKED if status.revoked else (Revocation.GOOD if status.trusted else Revocation.UNKNOWN)
-    )
-    path = status.validation_path
-    chain = [_name(c) for c in reversed(list(path))] if path is not None else []
+    if trust.revocation is not None:
+        revocation = Revocation.REVOKED
+    else:
+        revocation = Revocation.GOOD if trust.trusted else Revocation.UNKNOWN
+    if trust.trusted and trust.path is not None:
+        chain_certs = list(reversed(list(trust.path)))
+    else:
+        # not pyHanko's failed path: it may pair the signer with a trusted CA of the same name
+        chain_certs = _issuers(
+            cert, [*sig.other_embedded_certs, *names.trust.roots, *names.trust.other_certs]
+        )
     return SignatureFacts(
         index=index,
         field_name=field_name,
@@ -398,19 +566,19 @@ def _facts_from_status(
         signer=_name(cert),
         signer_subject=cert.subject.human_friendly,
         certificate_serial=format(cert.serial_number, "x"),
-        chain=chain,
-        trusted=status.trusted,
-        trust_problem=_trust_problem(status),
+        chain=[names.describe(c) for c in chain_certs],
+        trusted=trust.trusted,
+        trust_problem=trust.problem,
         signing_time=None if isinstance(status, DocumentTimestampStatus) else status.signer_reported_dt,
         timestamp=timestamp,
         intact=status.intact,
-        cryptographically_valid=status.valid,
+        cryptographically_valid=status.intact and status.valid,
         coverage=coverage,
         modification=modification,
         docmdp=docmdp_level.name.lower() if docmdp_level is not None else None,
-        docmdp_ok=status.docmdp_ok,
+        docmdp_ok=docmdp_ok,
         revocation=revocation,
-        revoked_at=status.revocation_details.revocation_date if status.revocation_details else None,
+        revoked_at=trust.revocation.revocation_date if trust.revocation else None,
         covers_whole_document=covers_whole,
         valid=not problems,
         problems=problems,
@@ -547,14 +715,58 @@ def _timestamp_facts(status: TimestampSignatureStatus) -> TimestampFacts:
     )
 
 
-def _trust_problem(status: PdfSignatureStatus | DocumentTimestampStatus) -> str | None:
-    if status.trusted:
-        return None
-    if status.revoked:
-        return "the signer's certificate is revoked"
-    if status.trust_problem_indic is not None:
-        return str(status.trust_problem_indic.standard_name).lower()
-    return "no path to a trusted root of this appliance"
+MAX_CHAIN_LENGTH = 10
+
+
+def _issuers(
+    cert: asn1_x509.Certificate, candidates: list[asn1_x509.Certificate]
+) -> list[asn1_x509.Certificate]:
+    """`cert` and, up from it, each candidate whose key really signed the one below it."""
+    chain = [cert]
+    seen = {cert.sha256}
+    current = cert
+    while len(chain) < MAX_CHAIN_LENGTH and not current.self_issued:
+        issuer = next((c for c in candidates if c.sha256 not in seen and _issued_by(current, c)), None)
+        if issuer is None:
+            break
+        chain.append(issuer)
+        seen.add(issuer.sha256)
+        current = issuer
+    return chain
+
+
+def _issued_by(child: asn1_x509.Certificate, parent: asn1_x509.Certificate) -> bool:
+    if child.issuer != parent.subject:
+        return False
+    try:
+        crypto_x509.load_der_x509_certificate(child.dump()).verify_directly_issued_by(
+            crypto_x509.load_der_x509_certificate(parent.dump())
+        )
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Certificates by name, to tell the appliance's CAs from copies of their names."""
+
+    trust: TrustMaterial
+    """The appliance's trust material plus the document's validation data."""
+    own: TrustMaterial
+    """The appliance's trust material alone."""
+
+    def describe(self, cert: asn1_x509.Certificate) -> ChainCertificate:
+        namesakes = [
+            c for c in (*self.own.roots, *self.own.other_certs) if c.ca and c.subject == cert.subject
+        ]
+        own_key = any(c.public_key.dump() == cert.public_key.dump() for c in namesakes)
+        return ChainCertificate(
+            name=_name(cert),
+            subject=cert.subject.human_friendly,
+            sha256=cert.sha256.hex(),
+            note=NOT_OUR_CA if namesakes and not own_key else None,
+        )
 
 
 def _docmdp_level(sig: EmbeddedPdfSignature) -> MDPPerm | None:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from appliance.errors import InvalidInput, NotFound, Unavailable
 from appliance.storage.atomic import pending_file
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 STORE_UNAVAILABLE = "The document store cannot be used right now. Try again in a few minutes."
 
@@ -21,7 +21,7 @@ class FilesystemBlobStore:
         self.root = root
 
     def _path(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256):
+        if not _SHA256.fullmatch(sha256):
             raise InvalidInput("a blob name is 64 lowercase hex characters (sha256)")
         return self.root / sha256[:2] / sha256
 

@@ -17,8 +17,10 @@ from appliance.web.errors import install_error_handlers
 from appliance.web.extensions import babel, csrf
 from appliance.web.i18n import select_locale
 from appliance.web.metrics import install_metrics
+from appliance.web.metrics_access import install_metrics_access
 from appliance.web.pki import bp as pki_bp
 from appliance.web.proxy import TrustedProxyMiddleware, parse_networks
+from appliance.web.roles import install_role_labels
 from appliance.web.security import install_security
 
 
@@ -55,7 +57,9 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     babel.init_app(app, locale_selector=lambda: select_locale(cfg.locale.default))
     app.context_processor(lambda: {"current_locale": str(get_locale())})
     install_security(app, cfg)
+    install_metrics_access(app, cfg)
     install_metrics(app)
+    install_role_labels(app)
     install_error_handlers(app)
 
     app.register_blueprint(health.bp)

@@ -47,4 +47,5 @@ def render_metrics() -> Response:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = DEFAULT_REGISTRY
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would add a second "; charset=utf-8" to a mimetype
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

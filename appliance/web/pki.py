@@ -1,15 +1,16 @@
 """Published PKI material: /pki/ca, /pki/crl (DER, for AIA and CRL distribution points), /pki/tsa.
 
 Unauthenticated by design (relying parties and PDF readers fetch these), but still behind
-the allowed-networks guard. The TSA is rate-limited per client address.
+the allowed-networks guard. The TSA is rate-limited per client address, counted in the
+database so that the limit holds over all gunicorn workers and nodes.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, request
-from flask.blueprints import BlueprintSetupState
+from datetime import timedelta
+
+from flask import Blueprint, Response, request
 from flask_babel import gettext as _
-from flask_limiter import Limiter
 
 from appliance.errors import InvalidInput
 from appliance.pki.ca import make_context
@@ -22,14 +23,14 @@ from appliance.pki.publish import (
 )
 from appliance.web.context import current_services
 from appliance.web.extensions import csrf
+from appliance.web.request_limit import RequestLimit, enforce_request_limit
 
 bp = Blueprint("pki", __name__, url_prefix="/pki")
 
 CACHE_SECONDS = 300
-TSA_RATE_LIMIT = "60 per minute"
+TSA_RATE_LIMIT = RequestLimit("tsa", limit=60, window=timedelta(minutes=1))
 """Per client address. In-process signing does not go through HTTP, so this only bounds how
 much HSM time outside clients can take from document signing."""
-LIMITER_EXTENSION_KEY = "appliance.tsa_limiter"
 
 
 def _der(body: bytes, mimetype: str, filename: str) -> Response:
@@ -98,6 +99,10 @@ def _read_query() -> bytes:
 @bp.post("/tsa")
 @csrf.exempt  # RFC 3161 clients post DER without a browser session
 def tsa() -> Response:
+    # counted before anything is read: the limit is about the HSM and the worker's time
+    enforce_request_limit(
+        TSA_RATE_LIMIT, _("Too many timestamp requests from your address. Wait a minute and try again.")
+    )
     if request.mimetype != "application/timestamp-query":
         raise InvalidInput(_("Send an RFC 3161 query as application/timestamp-query."))
     query = _read_query()
@@ -107,29 +112,3 @@ def tsa() -> Response:
     response = Response(reply, mimetype="application/timestamp-reply")
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _install_tsa_limit(state: BlueprintSetupState) -> None:
-    app = state.app
-    if not isinstance(app, Flask):  # BlueprintSetupState is typed for the sansio App
-        raise TypeError("the pki blueprint needs a Flask app")
-    # In-memory counters, per gunicorn worker (and per node): a client gets up to
-    # workers x nodes x TSA_RATE_LIMIT. Acceptable here: the limit only has to keep one
-    # client from monopolising the HSM, not to be exact, and it needs no Redis.
-    limiter = Limiter(
-        key_func=lambda: request.remote_addr or "unknown",
-        storage_uri="memory://",
-        key_prefix="appliance-tsa",
-        headers_enabled=True,
-        default_limits=[],
-        strategy="moving-window",
-    )
-    limiter.init_app(app)
-    # Flask-Limiter checks a decorated limit inside the wrapper, so the wrapper must
-    # become the registered view
-    app.view_functions["pki.tsa"] = limiter.limit(TSA_RATE_LIMIT, methods=["POST"])(tsa)
-    app.extensions[LIMITER_EXTENSION_KEY] = limiter
-
-
-# registered after the routes, so the view exists when this runs (create_app registers bp)
-bp.record_once(_install_tsa_limit)

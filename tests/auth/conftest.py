@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +19,15 @@ from appliance.models import AuditEvent
 from appliance.services import Services, build_services
 from appliance.web import create_app
 from tests.conftest import ConfigFactory
+from tests.fakes.clock import FakeClock
 from tests.fixtures.ldap import SERVICE_PASSWORD, Slapd, ad_section, openldap_section
-
-
-class MovableClock:
-    """Real time plus an offset the test moves forward (timeouts, expiry)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        self.offset += delta
 
 
 @dataclass
 class LdapApp:
     app: Flask
     services: Services
-    clock: MovableClock
+    clock: FakeClock
     config_path: Path
 
     def client(self) -> FlaskClient:
@@ -73,7 +60,7 @@ def ldap_app(write_config: ConfigFactory, slapd: Slapd, tmp_path: Path) -> LdapA
 
 def build_ldap_app(cfg: AppConfig, path: Path) -> LdapApp:
     migrate_database(create_db_engine(cfg.database))
-    clock = MovableClock()
+    clock = FakeClock()
     services = build_services(cfg, clock=clock)
     app = create_app(cfg, services)
     return LdapApp(app, services, clock, path)

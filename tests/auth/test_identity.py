@@ -235,7 +235,7 @@ def test_directory_down_keeps_sessions_and_logs_it(
     cookie = client.get_cookie("appliance_session")
     assert cookie is not None
     replay.set_cookie("appliance_session", cookie.value)
-    with caplog.at_level("WARNING", logger="appliance.auth.service"):
+    with caplog.at_level("WARNING", logger="appliance.auth.recheck"):
         assert replay.get("/account").status_code == 200  # A12: existing sessions keep working
         assert down.client().get("/api/v1/me", headers=_bearer(token)).status_code == 200
     assert "directory is unavailable" in caplog.text

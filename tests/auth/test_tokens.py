@@ -9,9 +9,11 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
-from appliance.models import ApiToken
-from tests.auth.conftest import LdapAppFactory, csrf_token, post_login
+from appliance.models import ApiToken, LoginThrottle
+from tests.auth.conftest import LdapApp, LdapAppFactory, csrf_token, post_login
+from tests.fixtures.ldap import Slapd
 
 pytestmark = pytest.mark.ldap
 
@@ -157,3 +159,95 @@ def test_a_locked_api_login_is_429_with_retry_after_from_the_one_mapping(ldap_ap
     assert locked.status_code == 429 and locked.mimetype == "application/problem+json"
     assert locked.get_json()["type"].endswith("too_many_attempts")
     assert 240 < int(locked.headers["Retry-After"]) <= 300
+
+
+# -- probing: malformed input is a clear 4xx, never a 500 -------------------------------------
+
+ALICE_DN = "uid=alice,ou=Finance,ou=people,dc=example,dc=org"
+
+
+def _post_raw_json(env: LdapApp, body: str) -> TestResponse:
+    return env.client().post("/api/v1/auth/tokens", data=body.encode(), content_type="application/json")
+
+
+def test_deeply_nested_json_is_a_400(ldap_app: LdapAppFactory) -> None:
+    env = ldap_app()
+    for body in ("[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000):
+        response = _post_raw_json(env, body)
+        assert response.status_code == 400 and response.mimetype == "application/problem+json"
+        assert response.get_json()["detail"] == "The JSON body is nested too deeply."
+    assert env.audit("auth.login_failed") == []
+
+
+@pytest.mark.parametrize("username", ["\\ud800", "alice\\udfff", "al\\u0000ice"])
+def test_a_user_name_no_name_can_hold_is_a_400_and_counts_nothing(
+    ldap_app: LdapAppFactory, any_db_url: str, username: str
+) -> None:
+    # a lone surrogate (no character at all) or a NUL (PostgreSQL's text cannot hold one)
+    env = ldap_app(auth={"max_failed_logins": 1}, database={"url": any_db_url})  # 4 per address
+    for _ in range(6):
+        response = _post_raw_json(env, f'{{"username": "{username}", "password": "alice-Secret-1"}}')
+        assert response.status_code == 400 and response.mimetype == "application/problem+json"
+        assert "no name can hold" in response.get_json()["detail"]
+    with env.services.sessions() as session:
+        assert session.execute(select(LoginThrottle)).first() is None  # the address was not charged
+    assert env.audit("auth.login_failed") == []
+    assert post_login(env.client(), "alice", "alice-Secret-1").status_code == 303
+
+
+def test_a_password_that_is_not_text_is_a_400_and_counts_nothing(
+    ldap_app: LdapAppFactory, slapd: Slapd
+) -> None:
+    env = ldap_app(auth={"max_failed_logins": 1})
+    since = slapd.log_size()
+    for _ in range(6):
+        response = _post_raw_json(env, '{"username": "alice", "password": "alice-\\ud800"}')
+        assert response.status_code == 400 and "not valid text" in response.get_json()["detail"]
+    assert [dn for dn, _, _ in slapd.binds(since) if dn.lower() == ALICE_DN.lower()] == []
+    assert env.audit("auth.login_failed") == []
+    assert post_login(env.client(), "alice", "alice-Secret-1").status_code == 303
+
+
+@pytest.mark.parametrize("name", ["\\ud800", "phone\\u0000", "   "])
+def test_a_token_name_that_cannot_be_used_is_refused_before_the_password_is_checked(
+    ldap_app: LdapAppFactory, any_db_url: str, slapd: Slapd, name: str
+) -> None:
+    env = ldap_app(database={"url": any_db_url})
+    since = slapd.log_size()
+    response = _post_raw_json(env, f'{{"username": "alice", "password": "alice-Secret-1", "name": "{name}"}}')
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert "name" in response.get_json()["detail"]
+    # the password was never tried: no bind, no sign-in, no token
+    assert [dn for dn, _, _ in slapd.binds(since) if dn.lower() == ALICE_DN.lower()] == []
+    assert env.audit("auth.login") == [] and env.audit("auth.token_created") == []
+    with env.services.sessions() as session:
+        assert session.execute(select(ApiToken)).first() is None
+
+
+def test_a_blank_token_name_on_the_account_page_is_refused_before_the_password(
+    ldap_app: LdapAppFactory,
+) -> None:
+    env = ldap_app()
+    client = env.client()
+    post_login(client, "alice", "alice-Secret-1")
+    page = client.post(
+        "/account/tokens",
+        data={"name": "   ", "password": "alice-Secret-1", "csrf_token": csrf_token(client, "/account")},
+        follow_redirects=True,
+    )
+    assert page.status_code == 200 and "Give the token a name" in page.get_data(as_text=True)
+    assert env.audit("auth.reauthenticated") == [] and env.audit("auth.token_created") == []
+
+
+@pytest.mark.parametrize("token_id", ["99999999999999999999", str(2**63), str(2**31)])
+def test_revoking_a_token_id_no_row_can_have_is_404(
+    ldap_app: LdapAppFactory, any_db_url: str, token_id: str
+) -> None:
+    env = ldap_app(database={"url": any_db_url})
+    client = env.client()
+    post_login(client, "alice", "alice-Secret-1")
+    response = client.post(
+        f"/account/tokens/{token_id}/revoke", data={"csrf_token": csrf_token(client, "/account")}
+    )
+    assert response.status_code == 404
+    assert env.audit("auth.token_revoked") == []

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from appliance.models import User, UserSession
+from appliance.models import LoginThrottle, User, UserSession
 from tests.auth.conftest import LdapAppFactory, csrf_token, post_login
-from tests.fixtures.ldap import BadTlsServers, free_port
+from tests.fixtures.ldap import UNUSUAL_PASSWORDS, BadTlsServers, free_port
 
 pytestmark = pytest.mark.ldap
 
@@ -261,3 +261,36 @@ def test_tls_failure_is_an_outage_and_is_in_the_operation_log(
     assert json.loads(event.details) == {"during": "login"}
     reasons = [json.loads(e.details)["reason"] for e in env.audit("auth.login_failed")]
     assert reasons == ["directory_unavailable"]
+
+
+# -- probing: passwords are sent as typed; what no name can hold is a clear 400 ---------------
+
+
+@pytest.mark.parametrize("username", sorted(UNUSUAL_PASSWORDS))
+def test_passwords_saslprep_refuses_or_changes_sign_in_on_the_form_and_the_api(
+    ldap_app: LdapAppFactory, username: str
+) -> None:
+    # a control character, Arabic mixed with Latin, a no-break space: slapd holds them as
+    # typed, so they must be sent as typed, never turned into a false "directory unavailable"
+    env = ldap_app()
+    password = UNUSUAL_PASSWORDS[username]
+    assert post_login(env.client(), username, password).status_code == 303
+    api = env.client().post("/api/v1/auth/tokens", json={"username": username, "password": password})
+    assert api.status_code == 201, api.get_json()
+    wrong = post_login(env.client(), username, password + "x")
+    assert wrong.status_code == 401 and INVALID in wrong.get_data(as_text=True)
+    reasons = [json.loads(e.details)["reason"] for e in env.audit("auth.login_failed")]
+    assert reasons == ["wrong_password"]
+    assert env.client().get("/readyz").status_code == 200
+
+
+def test_a_nul_in_the_user_name_on_the_form_is_a_400_and_counts_nothing(
+    ldap_app: LdapAppFactory, any_db_url: str
+) -> None:
+    env = ldap_app(database={"url": any_db_url})
+    response = post_login(env.client(), "al\x00ice", "alice-Secret-1")
+    assert response.status_code == 400
+    assert "holds characters that cannot be used" in response.get_data(as_text=True)
+    with env.services.sessions() as session:
+        assert session.execute(select(LoginThrottle)).first() is None
+    assert env.audit("auth.login_failed") == []

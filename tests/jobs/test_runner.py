@@ -17,24 +17,21 @@ from appliance.jobs.runner import LEASE, Outcome
 from appliance.models import JobRun
 from appliance.services import Services, build_services
 from tests.conftest import ConfigFactory
-
-
-class SteppingClock:
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def now(self) -> datetime:
-        return self.current
-
+from tests.fakes.clock import FakeClock
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def services(any_db_url: str, write_config: ConfigFactory) -> Services:
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def services(any_db_url: str, write_config: ConfigFactory, clock: FakeClock) -> Services:
     _, cfg = write_config(database={"url": any_db_url})
     migrate_database(create_db_engine(cfg.database))
-    return build_services(cfg, clock=SteppingClock(T0))
+    return build_services(cfg, clock=clock)
 
 
 def _counting_job(calls: list[str], name: str = "count", interval: timedelta = timedelta(hours=1)) -> Job:
@@ -45,14 +42,14 @@ def _counting_job(calls: list[str], name: str = "count", interval: timedelta = t
     return Job(name, interval, run)
 
 
-def test_job_runs_when_due_and_not_before(services: Services) -> None:
+def test_job_runs_when_due_and_not_before(services: Services, clock: FakeClock) -> None:
     calls: list[str] = []
     job = _counting_job(calls)
     assert [o.outcome for o in run_due_jobs(services, [job])] == [Outcome.DONE]
     assert [o.outcome for o in run_due_jobs(services, [job])] == [Outcome.NOT_DUE]
-    services.clock.current = T0 + timedelta(minutes=59)  # type: ignore[attr-defined]
+    clock.set(T0 + timedelta(minutes=59))
     assert [o.outcome for o in run_due_jobs(services, [job])] == [Outcome.NOT_DUE]
-    services.clock.current = T0 + timedelta(hours=1)  # type: ignore[attr-defined]
+    clock.set(T0 + timedelta(hours=1))
     assert [o.outcome for o in run_due_jobs(services, [job])] == [Outcome.DONE]
     assert [o.outcome for o in run_due_jobs(services, [job], force=True)] == [Outcome.DONE]
     assert calls == ["count"] * 3
@@ -103,13 +100,13 @@ def test_a_job_running_on_another_node_is_skipped(services: Services) -> None:
     assert first == [Outcome.DONE] and calls == ["slow"]
 
 
-def test_a_dead_runners_claim_lapses(services: Services) -> None:
+def test_a_dead_runners_claim_lapses(services: Services, clock: FakeClock) -> None:
     calls: list[str] = []
     with services.sessions.begin() as session:
         session.add(JobRun(name="count", locked_by="gone:1", locked_until=T0 + LEASE))
     job = _counting_job(calls)
     assert [o.outcome for o in run_due_jobs(services, [job])] == [Outcome.RUNNING_ELSEWHERE]
-    services.clock.current = T0 + LEASE + timedelta(seconds=1)  # type: ignore[attr-defined]
+    clock.set(T0 + LEASE + timedelta(seconds=1))
     assert [o.outcome for o in run_due_jobs(services, [job])] == [Outcome.DONE]
 
 

@@ -31,13 +31,9 @@ from appliance.models import (
 )
 from appliance.ops import create_backup, restore_backup
 from appliance.storage import FilesystemBlobStore
+from tests.fakes.clock import FakeClock
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return NOW
 
 
 def write_instance(root: Path, db_url: str) -> tuple[Path, AppConfig]:
@@ -142,7 +138,7 @@ def test_backup_then_restore_into_empty_instance_gives_same_rows_and_blobs(
     before = snapshot(cfg)
 
     (tmp_path / "backups").mkdir()
-    summary = create_backup(cfg, config_path, tmp_path / "backups", FixedClock())
+    summary = create_backup(cfg, config_path, tmp_path / "backups", FakeClock(NOW))
     assert summary.archive.name == "appliance-backup-20261123T080000Z.tar.gz"
     assert summary.archive.stat().st_mode & 0o777 == 0o600
     assert summary.blob_count == 3
@@ -172,7 +168,7 @@ def test_sqlite_backup_is_a_consistent_snapshot_while_a_writer_is_mid_transactio
     try:
         writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a signing request would
         writer.execute("UPDATE contracts SET title = 'uncommitted'")
-        archive = create_backup(cfg, config_path, tmp_path / "b.tar.gz", FixedClock()).archive
+        archive = create_backup(cfg, config_path, tmp_path / "b.tar.gz", FakeClock(NOW)).archive
     finally:
         writer.execute("ROLLBACK")
         writer.close()
@@ -204,7 +200,7 @@ def rewrite_archive(
 def sqlite_backup(tmp_path: Path) -> tuple[Path, AppConfig]:
     config_path, cfg = write_instance(tmp_path / "live", f"sqlite:///{tmp_path}/live/appliance.db")
     seed(cfg, documents=2)
-    archive = create_backup(cfg, config_path, tmp_path / "good.tar.gz", FixedClock()).archive
+    archive = create_backup(cfg, config_path, tmp_path / "good.tar.gz", FakeClock(NOW)).archive
     _, target_cfg = write_instance(tmp_path / "restored", f"sqlite:///{tmp_path}/restored/appliance.db")
     return archive, target_cfg
 

@@ -41,9 +41,9 @@ from appliance.pki.external import (
     import_crl,
     retire_trust_root,
 )
-from appliance.signing.documents import sign_file_with_key
-from appliance.signing.pades import SignOptions
+from appliance.signing.documents import resolve_signer, sign_stream
 from appliance.signing.trust import load_trust_material
+from appliance.storage import atomic_output
 from tests.fixtures.hsm import PkiEnv
 from tests.fixtures.pdfs import make_pdf
 
@@ -353,17 +353,10 @@ def signs(pki_env: PkiEnv, key_label: str, tmp_path: Path) -> Callable[[], Any]:
     services = pki_env.services
 
     def sign() -> Any:
-        return sign_file_with_key(
-            config=pki_env.config,
-            custody=services.custody,
-            sessions=services.sessions,
-            clock=services.clock,
-            timestamper=None,
-            key_label=key_label,
-            source=source,
-            destination=tmp_path / "signed.pdf",
-            options=SignOptions(),
-        )
+        with source.open("rb") as src, atomic_output(tmp_path / "signed.pdf") as out:
+            with transaction(services.sessions) as session:
+                signer = resolve_signer(session, services.signing, key_label, timestamp=False)
+            return sign_stream(services.signing, signer, src, out)
 
     return sign
 

@@ -8,6 +8,7 @@ import ast
 import hashlib
 import io
 import random
+import secrets
 import threading
 import time
 from dataclasses import replace
@@ -38,26 +39,18 @@ from appliance.pki.tsa import RejectionResponse, build_response, load_tsa, respo
 from appliance.services import build_services
 from appliance.web import create_app
 from appliance.web.pki import TSA_RATE_LIMIT
+from tests.fakes.clock import FakeClock
 from tests.fixtures.hsm import PkiEnv, SoftHsm, hsm_section, write_pki_config
 
 pytestmark = pytest.mark.hsm
 
 
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.value = now
-
-    def now(self) -> datetime:
-        return self.value
-
-
 def at(pki_env: PkiEnv, moment: datetime) -> Any:
-    return replace(pki_env.context(), clock=FixedClock(moment))
+    return replace(pki_env.context(), clock=FakeClock(moment))
 
 
 @pytest.fixture
 def client(pki_env: PkiEnv) -> Any:
-    # a fresh app per test: the TSA rate-limit counters live in the app's limiter
     app = create_app(pki_env.config, services=pki_env.services)
     app.config["TESTING"] = True
     return app.test_client()
@@ -96,6 +89,11 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 def reply_status(der: bytes) -> str:
     # RejectionResponse also reads granted replies: it only makes the token optional
     return RejectionResponse.load(der)["status"]["status"].native
+
+
+def unique_address() -> str:
+    """A client address of its own: the pki_env database (and its TSA counters) lives all session."""
+    return f"127.{secrets.randbelow(200) + 50}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
 
 
 # -- 2. concurrent CRL publication ------------------------------------------------------------
@@ -301,6 +299,7 @@ def test_tsa_fuzz_never_raises(pki_env: PkiEnv) -> None:
 def test_tsa_http_fuzz_never_500(client: Any) -> None:
     base = valid_query(cert_req=False)
     rng = random.Random(7)  # noqa: S311 - a reproducible fuzz, not a secret
+    addresses = [unique_address() for _ in range(10)]
     statuses: dict[int, int] = {}
     for i in range(400):
         response = client.post(
@@ -308,7 +307,7 @@ def test_tsa_http_fuzz_never_500(client: Any) -> None:
             data=mutate(base, rng),
             content_type="application/timestamp-query",
             # spread over addresses so the per-address rate limit does not answer instead
-            environ_base={"REMOTE_ADDR": f"127.0.{i // 40}.1"},
+            environ_base={"REMOTE_ADDR": addresses[i // 40]},
         )
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
     assert set(statuses) <= {200, 400}, statuses
@@ -347,23 +346,39 @@ def test_tsa_reads_at_most_the_limit_of_a_chunked_upload(client: Any) -> None:
     assert body.read_bytes <= MAX_TIMESTAMP_QUERY_BYTES + 1
 
 
-def test_tsa_is_rate_limited_per_client_address(client: Any) -> None:
-    limit = int(TSA_RATE_LIMIT.split()[0])
-    garbage = b"\x30\x03\x02\x01"  # answered with a rejection, no HSM time
-    for _ in range(limit):
-        ok = client.post("/pki/tsa", data=garbage, content_type="application/timestamp-query")
-        assert ok.status_code == 200
-    refused = client.post("/pki/tsa", data=garbage, content_type="application/timestamp-query")
-    assert refused.status_code == 429
-    other = client.post(
-        "/pki/tsa",
-        data=garbage,
-        content_type="application/timestamp-query",
-        environ_base={"REMOTE_ADDR": "127.0.0.9"},
-    )
-    assert other.status_code == 200
-    # the CA certificate and CRL are not limited
-    assert client.get("/pki/ca").status_code == 200
+def test_tsa_limit_is_shared_by_two_apps_over_one_database(pki_env: PkiEnv) -> None:
+    """Two apps with their own services and engines, as two gunicorn workers or two nodes."""
+    other_services = build_services(pki_env.config)
+    try:
+        apps = [
+            create_app(pki_env.config, services=pki_env.services),
+            create_app(pki_env.config, services=other_services),
+        ]
+        clients = [app.test_client() for app in apps]
+        address = unique_address()
+        garbage = b"\x30\x03\x02\x01"  # answered with a rejection, no HSM time
+
+        def post(client: Any, peer: str) -> Any:
+            return client.post(
+                "/pki/tsa",
+                data=garbage,
+                content_type="application/timestamp-query",
+                environ_base={"REMOTE_ADDR": peer},
+            )
+
+        for i in range(TSA_RATE_LIMIT.limit):
+            assert post(clients[i % 2], address).status_code == 200, i
+        for client in clients:
+            refused = post(client, address)
+            assert refused.status_code == 429
+            assert 1 <= int(refused.headers["Retry-After"]) <= TSA_RATE_LIMIT.window.total_seconds()
+            assert "Too many timestamp requests" in refused.get_data(as_text=True)
+        # another address has its own count
+        assert post(clients[1], unique_address()).status_code == 200
+        # the CA certificate and CRL are not limited
+        assert clients[0].get("/pki/ca", environ_base={"REMOTE_ADDR": address}).status_code == 200
+    finally:
+        other_services.engine.dispose()
 
 
 # -- 7. no assert for runtime checks ------------------------------------------------------------

@@ -28,17 +28,10 @@ from appliance.pki.issue import issue_certificate
 from appliance.pki.revoke import check_certificate_usable, revoke_certificate
 from appliance.pki.tsa import InternalTimeStamper, RejectionResponse, load_tsa
 from appliance.web import create_app
+from tests.fakes.clock import FakeClock
 from tests.fixtures.hsm import PkiEnv
 
 pytestmark = pytest.mark.hsm
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.value = now
-
-    def now(self) -> datetime:
-        return self.value
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +224,7 @@ def test_crl_is_regenerated_near_next_update(pki_env: PkiEnv) -> None:
         first = refresh_crl(session, pki_env.context())
         again = refresh_crl(session, pki_env.context())
         assert again.number == first.number
-        later = replace(pki_env.context(), clock=FixedClock(first.next_update - timedelta(minutes=1)))
+        later = replace(pki_env.context(), clock=FakeClock(first.next_update - timedelta(minutes=1)))
         fresh = refresh_crl(session, later)
         assert fresh.number == first.number + 1 and fresh.next_update > first.next_update
         assert session.scalar(select(func.count(Crl.id)).where(Crl.issuer_id == first.issuer_id)) >= 2

@@ -4,6 +4,7 @@ the test root and knows the current CRLs."""
 
 from __future__ import annotations
 
+import io
 import secrets
 import shutil
 import subprocess
@@ -20,16 +21,20 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import signers
+from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy import select
 
 from appliance.clock import Clock, SystemClock
 from appliance.config import AppConfig, load_config
 from appliance.db import create_db_engine, migrate_database
-from appliance.models.enums import CertificateKind, RevocationReason
+from appliance.models.enums import CertificateKind, CertificateStatus, RevocationReason
 from appliance.models.pki import Certificate, Crl
 from appliance.pki import certs
 from appliance.pki.bootstrap import init_pki
@@ -37,9 +42,10 @@ from appliance.pki.ca import make_context
 from appliance.pki.issue import IssuedCertificate, issue_certificate
 from appliance.pki.revoke import revoke_certificate
 from appliance.services import Services, build_services
-from appliance.signing.documents import resolve_timestamper
+from appliance.signing.documents import load_timestamper
 from appliance.signing.trust import TrustMaterial, load_chain, load_trust_material
 from tests.conftest import require_backend
+from tests.fakes.clock import FakeClock
 from tests.fixtures.hsm import SoftHsm, hsm_section
 
 NOW = datetime.now(UTC)
@@ -71,12 +77,58 @@ def self_signed(
     )
 
 
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self._now = now
+def software_signed(
+    pdf: bytes,
+    cert: asn1_x509.Certificate,
+    key: asn1_keys.PrivateKeyInfo,
+    chain: tuple[asn1_x509.Certificate, ...] = (),
+    *,
+    certify: bool = False,
+) -> bytes:
+    """`pdf` signed by pyHanko alone with a software key: a document signed elsewhere."""
+    signer = signers.SimpleSigner(
+        signing_cert=cert, signing_key=key, cert_registry=SimpleCertificateStore.from_certs(chain)
+    )
+    meta = signers.PdfSignatureMetadata(field_name="Sig1", subfilter=SigSeedSubFilter.PADES, certify=certify)
+    return signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=signer).getvalue()
 
-    def now(self) -> datetime:
-        return self._now
+
+def impostor_chain(
+    root_der: bytes, issuing_der: bytes, signer_der: bytes
+) -> tuple[asn1_x509.Certificate, asn1_keys.PrivateKeyInfo, tuple[asn1_x509.Certificate, ...]]:
+    """Software root, issuing CA and signer whose names copy the given certificates' names.
+
+    Returns the signer's certificate and key and its chain (issuing CA, root), every link
+    properly signed: only the keys differ from the originals.
+    """
+    names = [x509.load_der_x509_certificate(der).subject for der in (root_der, issuing_der, signer_der)]
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in names]
+    certs: list[x509.Certificate] = []
+    for position, (name, key) in enumerate(zip(names, keys, strict=True)):
+        issuer = max(position - 1, 0)
+        is_ca = position < 2
+        usage = (True, True, False, False, False, is_ca, is_ca, False, False)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(names[issuer])
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=1))
+            .not_valid_after(NOW + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(*usage), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(keys[issuer].public_key()), critical=False
+            )
+        )
+        certs.append(builder.sign(keys[issuer], hashes.SHA256()))
+    as_asn1 = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in certs]
+    signer_key = keys[2].private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return as_asn1[2], asn1_keys.PrivateKeyInfo.load(signer_key), (as_asn1[1], as_asn1[0])
 
 
 @dataclass
@@ -92,10 +144,20 @@ class SigningEnv:
         with self.services.sessions() as session:
             return load_trust_material(session)
 
+    def issuing_ca_der(self) -> bytes:
+        with self.services.sessions() as session:
+            der = session.scalars(
+                select(Certificate.der).where(
+                    Certificate.kind == CertificateKind.ISSUING_CA,
+                    Certificate.status == CertificateStatus.ACTIVE,
+                )
+            ).first()
+        assert der is not None
+        return der
+
     def timestamper(self) -> TimeStamper:
-        stamper = resolve_timestamper(
-            self.config, self.services.custody, self.services.sessions, self.services.clock
-        )
+        with self.services.sessions() as session:
+            stamper = load_timestamper(session, self.services.signing)
         assert stamper is not None
         return stamper
 
@@ -226,8 +288,8 @@ def signing_env(tmp_path_factory: pytest.TempPathFactory, softhsm: SoftHsm, cust
 
 
 @pytest.fixture
-def fixed_clock() -> FixedClock:
-    return FixedClock(datetime.now(UTC))
+def fixed_clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC))
 
 
 def load_cert(der: bytes) -> asn1_x509.Certificate:

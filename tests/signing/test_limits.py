@@ -19,8 +19,9 @@ from appliance.signing import (
     validate_pdf,
 )
 from appliance.signing.preflight import inherited_attribute, iter_pages
+from tests.fakes.clock import FakeClock
 from tests.fixtures.pdfs import make_pdf
-from tests.signing.conftest import FixedClock, SigningEnv
+from tests.signing.conftest import SigningEnv
 
 
 def _rewrite(pdf: bytes, old: bytes, new: bytes) -> bytes:
@@ -63,7 +64,7 @@ def test_a_page_tree_node_without_kids_is_refused() -> None:
 
 
 @pytest.mark.hsm
-def test_validator_refuses_files_beyond_its_limits(signing_env: SigningEnv, fixed_clock: FixedClock) -> None:
+def test_validator_refuses_files_beyond_its_limits(signing_env: SigningEnv, fixed_clock: FakeClock) -> None:
     once, twice = io.BytesIO(), io.BytesIO()
     for source, output in ((io.BytesIO(make_pdf(seed=21)), once), (once, twice)):
         with signing_env.signer() as signer:

@@ -27,8 +27,9 @@ from appliance.signing import (
     sign_pdf,
     validate_pdf,
 )
+from tests.fakes.clock import FakeClock
 from tests.fixtures.pdfs import make_pdf, make_png
-from tests.signing.conftest import NOW, FixedClock, SigningEnv, self_signed
+from tests.signing.conftest import NOW, SigningEnv, self_signed
 
 TEXT_BOX = (60, 705, 420, 750)
 """Covers the line "Contract for testing" that make_pdf writes at (72, 720)."""
@@ -59,7 +60,7 @@ def _second_signature(signed: bytes, signer: signers.Signer, *, opaque: bool) ->
 
 
 def _report(data: bytes, trust: TrustMaterial):
-    return validate_pdf(io.BytesIO(data), trust, FixedClock(NOW))
+    return validate_pdf(io.BytesIO(data), trust, FakeClock(NOW))
 
 
 def test_opaque_signature_over_signed_text_invalidates_the_earlier_signature(approved) -> None:
@@ -112,7 +113,7 @@ def test_a_page_too_large_to_render_is_unchecked(approved) -> None:
 
 @pytest.mark.hsm
 def test_appliance_seal_over_the_text_of_an_earlier_signature_is_valid(
-    signing_env: SigningEnv, fixed_clock: FixedClock
+    signing_env: SigningEnv, fixed_clock: FakeClock
 ) -> None:
     first, second = io.BytesIO(), io.BytesIO()
     seal = Appearance(placement=Placement(page=1, box=TEXT_BOX), image_png=make_png(), signer_name="示例公司")

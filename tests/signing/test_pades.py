@@ -32,13 +32,14 @@ from appliance.signing import (
 )
 from appliance.signing.appearance import stamp_style
 from tests.conftest import require_backend
+from tests.fakes.clock import FakeClock
 from tests.fixtures.pdfs import append_content_change, flip_byte_in_signed_range, make_pdf, make_png
-from tests.signing.conftest import FixedClock, SigningEnv, pdfsig_blocks, run_pdfsig
+from tests.signing.conftest import SigningEnv, pdfsig_blocks, run_pdfsig
 
 pytestmark = pytest.mark.hsm
 
 
-def sign(env: SigningEnv, src: Path, dst: Path, clock: FixedClock, **options: object):
+def sign(env: SigningEnv, src: Path, dst: Path, clock: FakeClock, **options: object):
     with env.signer() as signer:
         return sign_pdf_file(
             src,
@@ -51,13 +52,13 @@ def sign(env: SigningEnv, src: Path, dst: Path, clock: FixedClock, **options: ob
         )
 
 
-def report_of(env: SigningEnv, path: Path, clock: FixedClock):
+def report_of(env: SigningEnv, path: Path, clock: FakeClock):
     with path.open("rb") as stream:
         return validate_pdf(stream, env.trust(), clock)
 
 
 def test_invisible_signature_is_valid_for_us_pyhanko_and_pdfsig(
-    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     src = pdf_factory()
     out = tmp_path / "signed.pdf"
@@ -76,7 +77,9 @@ def test_invisible_signature_is_valid_for_us_pyhanko_and_pdfsig(
     assert sig.signing_time == fixed_clock.now().replace(microsecond=0)
     assert sig.timestamp is not None and sig.timestamp.trusted
     assert sig.revocation.value == "good"
-    assert sig.chain[-1].endswith("Root CA")
+    assert [c.name for c in sig.chain] == ["Zhang San", "Example Corp Issuing CA", "Example Corp Root CA"]
+    assert sig.chain[-1].sha256 == hashlib.sha256(signing_env.root_der).hexdigest()
+    assert all(c.note is None for c in sig.chain)
     # pyHanko's own validator, with only our root trusted, agrees
     with out.open("rb") as stream:
         embedded = PdfFileReader(stream).embedded_signatures[0]
@@ -92,7 +95,7 @@ def test_invisible_signature_is_valid_for_us_pyhanko_and_pdfsig(
 
 
 def test_visible_stamp_with_transparent_png(
-    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     src = pdf_factory(pages=2)
     out = tmp_path / "stamped.pdf"
@@ -128,7 +131,7 @@ def _find_images(xobject, depth: int = 0) -> list:
 
 
 def test_second_signature_locks_and_timestamps_and_first_stays_valid(
-    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     first = tmp_path / "first.pdf"
     second = tmp_path / "second.pdf"
@@ -172,7 +175,7 @@ def test_second_signature_locks_and_timestamps_and_first_stays_valid(
 
 
 def test_byte_changed_in_signed_range_is_reported_by_us_and_pdfsig(
-    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     out = tmp_path / "signed.pdf"
     sign(signing_env, pdf_factory(), out, fixed_clock)
@@ -182,13 +185,15 @@ def test_byte_changed_in_signed_range_is_reported_by_us_and_pdfsig(
     report = report_of(signing_env, tampered, fixed_clock)
 
     assert report.verdict is Verdict.INVALID
-    assert "digest_mismatch" in report.signatures[0].problems
-    assert not report.signatures[0].intact
+    (sig,) = report.signatures
+    assert sig.problems == ["digest_mismatch"]  # what is wrong, and only that:
+    assert not sig.intact and not sig.cryptographically_valid
+    assert sig.trusted and sig.trust_problem is None  # the chain is still the appliance's own
     assert "Digest Mismatch." in run_pdfsig(signing_env.nss_dir(), tampered)
 
 
 def test_appended_page_content_update_is_reported_by_us_and_pdfsig(
-    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     out = tmp_path / "signed.pdf"
     sign(signing_env, pdf_factory(), out, fixed_clock)
@@ -215,7 +220,7 @@ def test_revoked_certificate_cannot_sign(signing_env: SigningEnv, pdf_factory, t
     signing_env.revoke(issued)
     out = tmp_path / "never.pdf"
     # certificates are judged at the clock's time, which must be after the revocation
-    after_revocation = FixedClock(datetime.now(UTC))
+    after_revocation = FakeClock(datetime.now(UTC))
 
     with signing_env.signer(issued) as signer, pytest.raises(CertificateNotUsable, match="revoked"):
         sign_pdf_file(
@@ -231,7 +236,7 @@ def test_revoked_certificate_cannot_sign(signing_env: SigningEnv, pdf_factory, t
 
 
 def test_expired_certificate_cannot_sign(signing_env: SigningEnv, pdf_factory, tmp_path: Path) -> None:
-    later = FixedClock(signing_env.person.certificate.not_valid_after + timedelta(days=1))
+    later = FakeClock(signing_env.person.certificate.not_valid_after + timedelta(days=1))
     out = tmp_path / "never.pdf"
 
     with pytest.raises(CertificateNotUsable, match="expired"):
@@ -250,7 +255,7 @@ def test_expired_certificate_cannot_sign(signing_env: SigningEnv, pdf_factory, t
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_written(
-    signing_env: SigningEnv, tmp_path: Path, fixed_clock: FixedClock, data: object, reason: RejectReason
+    signing_env: SigningEnv, tmp_path: Path, fixed_clock: FakeClock, data: object, reason: RejectReason
 ) -> None:
     from tests.fixtures import pdfs
 
@@ -274,7 +279,7 @@ def test_bad_input_is_refused_and_nothing_is_written(
 
 
 def test_existing_output_is_untouched_when_signing_fails(
-    signing_env: SigningEnv, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     src = tmp_path / "input.pdf"
     src.write_bytes(b"not a pdf")
@@ -286,7 +291,7 @@ def test_existing_output_is_untouched_when_signing_fails(
     assert out.read_bytes() == b"previous content"
 
 
-def test_signing_in_memory_streams(signing_env: SigningEnv, fixed_clock: FixedClock) -> None:
+def test_signing_in_memory_streams(signing_env: SigningEnv, fixed_clock: FakeClock) -> None:
     from appliance.signing import sign_pdf
 
     out = io.BytesIO()
@@ -325,7 +330,7 @@ def dark_pixels(image: Image.Image, box: tuple[float, float, float, float]) -> i
 
 
 def test_chinese_name_on_the_stamp_renders_and_extracts(
-    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, pdf_factory, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     src = pdf_factory()
     out = tmp_path / "stamped-zh.pdf"
@@ -378,7 +383,7 @@ def test_missing_stamp_font_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_in_memory_signing_checks_the_chain_once_and_reports_exact_digests(
-    signing_env: SigningEnv, fixed_clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    signing_env: SigningEnv, fixed_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from appliance.signing import sign_pdf
     from appliance.signing.pathcache import SIGNER_PATHS
@@ -418,7 +423,7 @@ def test_failed_in_memory_signing_leaves_the_output_empty(signing_env: SigningEn
 
     issued = signing_env.issue_person("Zhao Liu")
     signing_env.revoke(issued)
-    after_revocation = FixedClock(datetime.now(UTC))
+    after_revocation = FakeClock(datetime.now(UTC))
     out = io.BytesIO(b"previous content")
     with signing_env.signer(issued) as signer, pytest.raises(CertificateNotUsable, match="revoked"):
         sign_pdf(

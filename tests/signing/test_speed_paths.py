@@ -21,8 +21,9 @@ from pyhanko_certvalidator import CertificateValidator
 
 from appliance.signing import CertificateNotUsable, Verdict, sign_pdf, validate_pdf
 from appliance.signing.pathcache import SIGNER_PATHS, SignerPathCache
+from tests.fakes.clock import FakeClock
 from tests.fixtures.pdfs import flip_byte_in_signed_range, make_pdf
-from tests.signing.conftest import FixedClock, SigningEnv, run_pdfsig
+from tests.signing.conftest import SigningEnv, run_pdfsig
 
 pytestmark = pytest.mark.hsm
 
@@ -42,7 +43,7 @@ def validations(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return seen
 
 
-def sign_in_memory(env: SigningEnv, issued, source: bytes, clock: FixedClock) -> bytes:
+def sign_in_memory(env: SigningEnv, issued, source: bytes, clock: FakeClock) -> bytes:
     out = io.BytesIO()
     with env.signer(issued) as signer:
         sign_pdf(io.BytesIO(source), out, signer=signer, trust=env.trust(), clock=clock)
@@ -50,7 +51,7 @@ def sign_in_memory(env: SigningEnv, issued, source: bytes, clock: FixedClock) ->
 
 
 def test_signer_path_is_reused_until_a_new_crl_revokes_the_certificate(
-    signing_env: SigningEnv, fixed_clock: FixedClock, validations: list[bytes]
+    signing_env: SigningEnv, fixed_clock: FakeClock, validations: list[bytes]
 ) -> None:
     issued = signing_env.issue_person("Sun Qi")
     der = issued.certificate.dump()
@@ -68,7 +69,7 @@ def test_signer_path_is_reused_until_a_new_crl_revokes_the_certificate(
 
     signing_env.revoke(issued)  # stores a new CRL: a new cache key
     # signing is judged at the clock's time, and the revocation is later than fixed_clock
-    after_revocation = FixedClock(datetime.now(UTC))
+    after_revocation = FakeClock(datetime.now(UTC))
     out = io.BytesIO()
     with signing_env.signer(issued) as signer, pytest.raises(CertificateNotUsable, match="revoked"):
         sign_pdf(io.BytesIO(source), out, signer=signer, trust=signing_env.trust(), clock=after_revocation)
@@ -87,7 +88,7 @@ def test_signer_path_is_reused_until_a_new_crl_revokes_the_certificate(
 
 
 def test_cache_key_covers_trust_and_time_and_entries_end_with_the_certificate(
-    signing_env: SigningEnv, fixed_clock: FixedClock, validations: list[bytes]
+    signing_env: SigningEnv, fixed_clock: FakeClock, validations: list[bytes]
 ) -> None:
     sign_in_memory(signing_env, None, make_pdf(seed=12), fixed_clock)
     trust = signing_env.trust()
@@ -114,7 +115,7 @@ def test_cache_key_covers_trust_and_time_and_entries_end_with_the_certificate(
 
 
 def test_byte_range_digest_continues_from_the_input_digest(
-    signing_env: SigningEnv, fixed_clock: FixedClock, monkeypatch: pytest.MonkeyPatch, tmp_path
+    signing_env: SigningEnv, fixed_clock: FakeClock, monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
     # pyHanko's own fill (which re-reads the whole document) must not run for our signature
     calls: list[int] = []

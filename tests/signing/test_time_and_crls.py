@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from appliance.clock import SystemClock
+from appliance.db import transaction
 from appliance.models.pki import Crl
-from appliance.signing import SignOptions, Verdict, sign_pdf_file, validate_pdf
-from appliance.signing.documents import resolve_timestamper, sign_file_with_key
+from appliance.signing import SigningKit, Verdict, sign_pdf_file, validate_pdf
+from appliance.signing.documents import resolve_signer, sign_stream
+from tests.fakes.clock import FakeClock
 from tests.fixtures.hsm import SoftHsm
-from tests.signing.conftest import FixedClock, SigningEnv, build_signing_env
+from tests.signing.conftest import SigningEnv, build_signing_env
 
 pytestmark = pytest.mark.hsm
 
@@ -24,25 +26,27 @@ def test_signing_publishes_a_fresh_crl_when_the_newest_is_past_its_next_update(
 ) -> None:
     # the PKI and its CRLs were made two days ago and the CRL job has not run since:
     # the newest CRLs expired a day ago (crl_validity_hours is 24)
-    two_days_ago = FixedClock(datetime.now(UTC) - timedelta(days=2))
+    two_days_ago = FakeClock(datetime.now(UTC) - timedelta(days=2))
     env = build_signing_env(tmp_path / "env", softhsm, two_days_ago)
     with env.services.sessions() as session:
         stale = session.scalars(select(Crl)).all()
         assert stale and all(crl.next_update < datetime.now(UTC) for crl in stale)
     clock = SystemClock()
+    kit = SigningKit(config=env.config, custody=env.services.custody, clock=clock)
     out = tmp_path / "signed.pdf"
 
-    signed = sign_file_with_key(
-        config=env.config,
-        custody=env.services.custody,
-        sessions=env.services.sessions,
-        clock=clock,
-        timestamper=resolve_timestamper(env.config, env.services.custody, env.services.sessions, clock),
-        key_label=env.person.key.label,
-        source=pdf_factory(),
-        destination=out,
-        options=SignOptions(),
-    )
+    # the step publishes fresh CRLs in the caller's session and leaves the commit to it
+    with env.services.sessions() as session:
+        resolve_signer(session, kit, env.person.key.label)
+        assert len(session.scalars(select(Crl)).all()) == len(stale) + 2
+        session.rollback()
+    with env.services.sessions() as session:
+        assert len(session.scalars(select(Crl)).all()) == len(stale)
+
+    with transaction(env.services.sessions) as session:
+        signer = resolve_signer(session, kit, env.person.key.label)
+    with pdf_factory().open("rb") as source, out.open("w+b") as output:
+        signed = sign_stream(kit, signer, source, output)
 
     with env.services.sessions() as session:
         crls = session.scalars(select(Crl)).all()
@@ -56,7 +60,7 @@ def test_signing_publishes_a_fresh_crl_when_the_newest_is_past_its_next_update(
 
 
 def test_validation_judges_certificates_at_the_clocks_time(
-    signing_env: SigningEnv, pdf_factory: Any, tmp_path: Path, fixed_clock: FixedClock
+    signing_env: SigningEnv, pdf_factory: Any, tmp_path: Path, fixed_clock: FakeClock
 ) -> None:
     out = tmp_path / "signed.pdf"
     with signing_env.signer() as signer:
@@ -70,7 +74,7 @@ def test_validation_judges_certificates_at_the_clocks_time(
         )
     # two days on, the CRLs in the database and in the file are past their nextUpdate; at the
     # wall-clock time they are not
-    two_days_on = FixedClock(fixed_clock.now() + timedelta(days=2))
+    two_days_on = FakeClock(fixed_clock.now() + timedelta(days=2))
 
     with out.open("rb") as stream:
         now_report = validate_pdf(stream, signing_env.trust(), fixed_clock)

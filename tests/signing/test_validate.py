@@ -6,10 +6,14 @@ PDF signed elsewhere, which is input to the validator, not a replacement for our
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import logging
 import re
 
 import pytest
+from asn1crypto import cms
+from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -24,29 +28,31 @@ from appliance.signing import (
     Modification,
     PdfRejected,
     RejectReason,
+    Revocation,
     TrustMaterial,
     Verdict,
+    pyhanko_logs,
     validate_pdf,
 )
 from appliance.signing import validate as validate_module
-from tests.fixtures.pdfs import append_content_change, encrypted_pdf, make_pdf
-from tests.signing.conftest import NOW, FixedClock, self_signed
+from tests.fakes.clock import FakeClock
+from tests.fixtures.pdfs import append_content_change, encrypted_pdf, flip_byte_in_signed_range, make_pdf
+from tests.signing.conftest import NOW, self_signed, software_signed
 
 
 @pytest.fixture(scope="module")
-def foreign() -> tuple[asn1_x509.Certificate, bytes]:
-    cert, key = self_signed()
-    signer = signers.SimpleSigner(signing_cert=cert, signing_key=key, cert_registry=None)
-    out = signers.sign_pdf(
-        IncrementalPdfFileWriter(io.BytesIO(make_pdf())),
-        signers.PdfSignatureMetadata(field_name="Sig1", subfilter=SigSeedSubFilter.PADES),
-        signer=signer,
-    )
-    return cert, out.getvalue()
+def foreign_signer() -> tuple[asn1_x509.Certificate, asn1_keys.PrivateKeyInfo]:
+    return self_signed()
+
+
+@pytest.fixture(scope="module")
+def foreign(foreign_signer) -> tuple[asn1_x509.Certificate, bytes]:
+    cert, key = foreign_signer
+    return cert, software_signed(make_pdf(), cert, key)
 
 
 def _report(data: bytes, trust: TrustMaterial):
-    return validate_pdf(io.BytesIO(data), trust, FixedClock(NOW))
+    return validate_pdf(io.BytesIO(data), trust, FakeClock(NOW))
 
 
 def test_foreign_signer_is_not_trusted(foreign) -> None:
@@ -201,3 +207,91 @@ def test_shadow_hide_and_replace_is_invalid() -> None:
     assert report.verdict is Verdict.INVALID
     (sig,) = report.signatures
     assert sig.modification is Modification.OTHER and "modified_after_signing" in sig.problems
+
+
+# -- each fact on its own: bytes, signature value, trust, DocMDP --------------------------------
+
+
+def _flip_signature_value(data: bytes) -> bytes:
+    """Change one byte of the CMS signature value itself (not the signed document bytes)."""
+    match = re.search(rb"/Contents <([0-9a-fA-F]+)>", data)
+    assert match is not None
+    der = bytes.fromhex(match.group(1).decode())
+    signature = cms.ContentInfo.load(der)["content"]["signer_infos"][0]["signature"].native
+    at = der.index(signature) + len(signature) // 2
+    flipped = der[:at] + bytes([der[at] ^ 0xFF]) + der[at + 1 :]
+    hex_value = flipped.hex().encode()
+    hex_value = hex_value.upper() if match.group(1).isupper() else hex_value
+    return data[: match.start(1)] + hex_value + data[match.end(1) :]
+
+
+def test_changed_bytes_under_a_trusted_chain_say_only_that(foreign) -> None:
+    cert, data = foreign
+    tampered = flip_byte_in_signed_range(data)
+
+    (sig,) = _report(tampered, TrustMaterial(roots=(cert,))).signatures
+
+    assert sig.problems == ["digest_mismatch"]
+    assert not sig.intact and not sig.cryptographically_valid
+    assert sig.trusted and sig.trust_problem is None  # the chain is judged on its own
+    assert sig.revocation is Revocation.GOOD
+
+
+def test_broken_signature_value_is_judged_apart_from_the_chain(foreign) -> None:
+    cert, data = foreign
+    forged = _flip_signature_value(data)
+
+    (sig,) = _report(forged, TrustMaterial(roots=(cert,))).signatures
+
+    assert sig.problems == ["signature_invalid"]
+    assert sig.intact and not sig.cryptographically_valid
+    assert sig.trusted and [c.sha256 for c in sig.chain] == [cert.sha256.hex()]
+    (untrusted,) = _report(forged, TrustMaterial(roots=())).signatures
+    assert untrusted.problems == ["signature_invalid", "untrusted"]
+
+
+def test_docmdp_is_judged_only_in_certified_documents(foreign, foreign_signer) -> None:
+    cert, data = foreign
+    _cert, key = foreign_signer
+    trust = TrustMaterial(roots=(cert,))
+
+    (plain,) = _report(append_content_change(data), trust).signatures
+    assert plain.problems == ["modified_after_signing"]
+    assert plain.docmdp_ok is None and plain.docmdp is None
+
+    certified = software_signed(make_pdf(), cert, key, certify=True)
+    assert _report(certified, trust).verdict is Verdict.VALID
+    report = _report(append_content_change(certified), trust)
+    assert report.certified == "fill_forms"
+    (sig,) = report.signatures
+    assert sig.docmdp_ok is False
+    assert sig.problems == ["modified_after_signing", "docmdp_violation"]
+
+
+# -- pyHanko's log records ----------------------------------------------------------------------
+
+
+def test_pyhanko_findings_are_one_info_line_and_a_debug_traceback(
+    foreign, caplog: pytest.LogCaptureFixture
+) -> None:
+    _cert, data = foreign
+    caplog.set_level(logging.DEBUG)
+
+    _report(append_content_change(data), TrustMaterial(roots=()))  # untrusted and modified
+
+    assert [r for r in caplog.records if r.name.startswith("pyhanko") and r.levelno >= logging.WARNING] == []
+    routed = [r for r in caplog.records if r.name == "appliance.signing.pyhanko_logs"]
+    lines = [r for r in routed if r.levelno == logging.INFO]
+    tracebacks = [r for r in routed if r.levelno == logging.DEBUG]
+    assert {"pyhanko.sign.validation.generic_cms", "pyhanko.sign.diff_analysis.policies"} <= {
+        r.getMessage().split(" ", 1)[0] for r in lines
+    }
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
+    assert tracebacks and all(r.exc_info for r in tracebacks)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.exc_info]
+
+
+def test_routed_loggers_are_pyhanko_modules() -> None:
+    # a module renamed in a pyHanko upgrade would otherwise let its warnings through unnoticed
+    for name in (*pyhanko_logs.FINDINGS_LOGGERS, pyhanko_logs.SIGNER_LOGGER):
+        assert importlib.util.find_spec(name) is not None, name

@@ -14,6 +14,18 @@ from appliance.web.auth.principal import auth_service, bearer_principal, client_
 bp = Blueprint("auth_api", __name__, url_prefix="/api/v1")
 
 
+def _json_body() -> object:
+    """The request's JSON, or None when it is not JSON or does not parse.
+
+    :raises InvalidInput: when it nests deeper than the parser can follow (RecursionError,
+        which Flask's `silent` does not cover: it only covers ValueError).
+    """
+    try:
+        return request.get_json(silent=True)
+    except RecursionError as exc:
+        raise InvalidInput(_("The JSON body is nested too deeply.")) from exc
+
+
 @bp.get("/me")
 def me() -> Response:
     principal = bearer_principal()
@@ -30,7 +42,7 @@ def me() -> Response:
 @bp.post("/auth/tokens")
 def issue_token() -> Response:
     """Sign in with user name and password and receive an API token (shown once)."""
-    body = request.get_json(silent=True)
+    body = _json_body()
     if not isinstance(body, dict):
         raise InvalidInput(_("Send a JSON object with username, password and name."))
     username, password = body.get("username"), body.get("password")

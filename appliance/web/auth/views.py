@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from appliance.auth import TooManyAttempts
 from appliance.directory import AuthenticationFailed, DirectoryUnavailable
+from appliance.errors import InvalidInput
 from appliance.web.auth.forms import LoginForm, PlainForm, TokenForm
 from appliance.web.auth.principal import SessionUser, auth_service, client_info, session_user
 from appliance.web.context import current_services
@@ -78,6 +79,9 @@ def login() -> Response:
             client_info(),
             previous_session=current.session_token if current is not None else None,
         )
+    except InvalidInput:
+        # text no name or password can hold (a NUL in the name): nothing was counted or asked
+        return _render_login(form, 400, _("The user name or password holds characters that cannot be used."))
     except AuthenticationFailed:
         return _render_login(form, 401, invalid_login_message())
     except TooManyAttempts as exc:
@@ -142,6 +146,10 @@ def create_token() -> Response | str:
         issued = auth_service().create_token_with_password(
             user.principal.user_id, form.password.data or "", form.name.data or "", client_info()
         )
+    except InvalidInput:
+        # a name of spaces only: refused before the password is checked
+        flash(_("Give the token a name and enter your password."), "error")
+        return redirect(url_for("auth.account"), code=303)
     except AuthenticationFailed:
         flash(_("The password is incorrect; no token was created."), "error")
         return redirect(url_for("auth.account"), code=303)

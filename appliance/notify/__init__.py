@@ -1,0 +1,21 @@
+"""Notifications: an in-app inbox written with the change it reports, and mail sent from
+that outbox after the commit."""
+
+from appliance.notify.delivery import DeliveryReport, deliver_due_mail
+from appliance.notify.mailer import Mailer, SmtpMailer
+from appliance.notify.messages import Message, render_message
+from appliance.notify.outbox import InboxItem, count_unread, list_inbox, mark_read, notify_user
+
+__all__ = [
+    "DeliveryReport",
+    "InboxItem",
+    "Mailer",
+    "Message",
+    "SmtpMailer",
+    "count_unread",
+    "deliver_due_mail",
+    "list_inbox",
+    "mark_read",
+    "notify_user",
+    "render_message",
+]

@@ -1,0 +1,48 @@
+"""Sending mail: a narrow interface, and SMTP (STARTTLS when configured) behind it."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from appliance.config import MailConfig
+from appliance.errors import Unavailable
+
+MAIL_UNAVAILABLE = "The mail server cannot take messages right now."
+
+
+class Mailer(Protocol):
+    def send(self, message: EmailMessage) -> None:
+        """Hand one message to the mail server; raises Unavailable when it is refused."""
+        ...
+
+
+class SmtpMailer:
+    def __init__(self, cfg: MailConfig, password: SecretStr | None, timeout_seconds: float = 10) -> None:
+        self._cfg = cfg
+        self._password = password
+        self._timeout = timeout_seconds
+
+    @property
+    def from_address(self) -> str:
+        return self._cfg.from_address
+
+    def send(self, message: EmailMessage) -> None:
+        where = f"{self._cfg.host}:{self._cfg.port}"
+        try:
+            with smtplib.SMTP(self._cfg.host, self._cfg.port, timeout=self._timeout) as smtp:
+                if self._cfg.starttls:
+                    cafile = str(self._cfg.ca_file) if self._cfg.ca_file else None
+                    smtp.starttls(context=ssl.create_default_context(cafile=cafile))
+                if self._cfg.username:
+                    if self._password is None:
+                        raise Unavailable(MAIL_UNAVAILABLE, detail="mail.username is set but no password is")
+                    smtp.login(self._cfg.username, self._password.get_secret_value())
+                smtp.send_message(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            # the server's own words help the operator; never the password
+            raise Unavailable(MAIL_UNAVAILABLE, detail=f"mail server {where}: {exc}") from exc

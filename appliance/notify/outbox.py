@@ -1,0 +1,89 @@
+"""Writing notifications inside the caller's transaction, and the person's inbox.
+
+Nothing here commits: a notice about a change commits or rolls back with the change. Mail
+goes out after the commit (`delivery.deliver_due_mail`), so a rolled-back change never
+mails anyone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from appliance.models import User
+from appliance.models.notify import MailStatus, Notification
+from appliance.notify.messages import Message, known_kinds, render_message
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    kind: str
+    created_at: datetime
+    read: bool
+    message: Message
+
+
+def notify_user(
+    session: Session, user: User, kind: str, params: dict[str, Any], *, now: datetime, mail: bool
+) -> Notification:
+    """An in-app notice for `user`, and a mail to them when `mail` is on and they have an address."""
+    if kind not in known_kinds():
+        raise ValueError(f"no message text for notification kind {kind!r}")
+    mail_to = user.email if mail and user.email and user.anonymised_at is None else None
+    notification = Notification(
+        user_id=user.id,
+        kind=kind,
+        params=json.dumps({"name": user.display_name, **params}, sort_keys=True, ensure_ascii=False),
+        created_at=now,
+        mail_to=mail_to,
+        mail_status=MailStatus.PENDING if mail_to else MailStatus.NONE,
+        mail_next_attempt_at=now if mail_to else None,
+    )
+    session.add(notification)
+    session.flush()
+    return notification
+
+
+def list_inbox(session: Session, user: User, *, limit: int = 50) -> list[InboxItem]:
+    rows = session.execute(
+        select(Notification)
+        .where(Notification.user_id == user.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(limit)
+    ).scalars()
+    return [
+        InboxItem(
+            row.id,
+            row.kind,
+            row.created_at,
+            row.read_at is not None,
+            render_message(row.kind, json.loads(row.params), user.locale),
+        )
+        for row in rows
+    ]
+
+
+def count_unread(session: Session, user: User) -> int:
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        ).scalar_one()
+    )
+
+
+def mark_read(session: Session, user: User, notification_id: int, *, now: datetime) -> bool:
+    """Mark one of `user`'s own notices read; False when there is no such notice of theirs."""
+    row = session.get(Notification, notification_id)
+    if row is None or row.user_id != user.id:
+        return False
+    if row.read_at is None:
+        row.read_at = now
+    return True
