@@ -209,6 +209,13 @@ class DirectoryConfig(_Section):
         return self
 
 
+class AddressLimit(_Section):
+    network: Network
+    max_failed_logins: int = Field(ge=1, le=100_000)
+    """Failed sign-ins from one address of `network`, over all accounts, before that address
+    is locked: raise it for a VPN or NAT egress that many people share."""
+
+
 class AuthConfig(_Section):
     session_secret_file: Path | None = None
     """File holding the key that signs session cookies (env APPLIANCE_SESSION_SECRET)."""
@@ -221,6 +228,9 @@ class AuthConfig(_Section):
     account from all addresses, and one address over all accounts, may fail 4x as often
     (policy: appliance.auth.throttle)."""
     lockout_minutes: int = Field(15, ge=1, le=24 * 60)
+    address_limits: list[AddressLimit] = []
+    """Per-network ceilings for one address over all accounts (default 4 x max_failed_logins);
+    the narrowest network containing the address wins."""
     api_token_days: int = Field(90, ge=1, le=730)
     directory_recheck_minutes: int = Field(15, ge=1, le=24 * 60)
     """A session or API token in use is re-checked against the directory this often, so a

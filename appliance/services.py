@@ -75,7 +75,9 @@ def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
         services.readiness.append(ReadinessCheck("directory", directory.check_ready))
     if cfg.mail.enabled:
         services.mailer = SmtpMailer(cfg.mail, cfg.secrets.mail_password)
-    services.auth = AuthService(services.sessions, services.directory, cfg.auth, services.clock)
+    services.auth = AuthService(
+        services.sessions, services.directory, cfg.auth, services.clock, mail=cfg.mail.enabled
+    )
     return services
 
 

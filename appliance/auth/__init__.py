@@ -2,6 +2,7 @@
 
 from appliance.auth.credentials import TOKEN_PREFIX
 from appliance.auth.errors import RefusalReason, TooManyAttempts
+from appliance.auth.locks import SignInLock
 from appliance.auth.records import (
     ClientInfo,
     IssuedToken,
@@ -20,6 +21,7 @@ __all__ = [
     "LoginResult",
     "Principal",
     "RefusalReason",
+    "SignInLock",
     "SyncReport",
     "TokenInfo",
     "TooManyAttempts",

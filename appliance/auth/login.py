@@ -23,9 +23,11 @@ gives its slots back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +52,7 @@ from appliance.directory import (
 )
 from appliance.errors import InvalidInput
 from appliance.models import User, UserSource
+from appliance.notify import notify_user
 
 MAX_USERNAME_LENGTH = 256
 MAX_PASSWORD_LENGTH = 1024
@@ -79,16 +82,32 @@ class _Attempt:
     username: str
     client: ClientInfo
     claimed: list[throttle.ThrottleKey] = field(default_factory=list)
+    directory_id: str | None = None
+    """The immutable id of the directory entry the name found, once the search has run."""
+
+
+T = TypeVar("T")
+
+
+def _user_id(_session: Session, user: User) -> int:
+    return user.id
 
 
 class Login:
     def __init__(
-        self, sessions: sessionmaker[Session], directory: Directory | None, cfg: AuthConfig, clock: Clock
+        self,
+        sessions: sessionmaker[Session],
+        directory: Directory | None,
+        cfg: AuthConfig,
+        clock: Clock,
+        *,
+        mail: bool = False,
     ) -> None:
         self._sessions = sessions
         self._directory = directory
         self._cfg = cfg
         self._clock = clock
+        self._mail = mail
 
     def verify(
         self,
@@ -99,7 +118,24 @@ class Login:
         expect_user_id: int | None = None,
         action: str = "auth.login",
     ) -> int:
-        """Check the credentials (see the module docstring); returns the user's id.
+        """Check the credentials; returns the user's id (see `verify_then`)."""
+        return self.verify_then(
+            username, password, client, _user_id, expect_user_id=expect_user_id, action=action
+        )
+
+    def verify_then(
+        self,
+        username: str,
+        password: str,
+        client: ClientInfo,
+        then: Callable[[Session, User], T],
+        *,
+        expect_user_id: int | None = None,
+        action: str = "auth.login",
+    ) -> T:
+        """Check the credentials (see the module docstring); returns `then(session, user)`,
+        run inside the transaction that records the success (opening the web session there
+        saves a commit per sign-in).
 
         `expect_user_id`: the password is re-entered by this signed-in person, so it must be
         theirs. `action` names the operation-log record of a success.
@@ -134,7 +170,7 @@ class Login:
             # never leave the slots taken without an outcome
             self._give_back(attempt, "internal_error")
             raise
-        return self._settle(attempt, verified, expect_user_id, action)
+        return self._settle(attempt, verified, expect_user_id, action, then)
 
     # -- the steps -----------------------------------------------------------------
 
@@ -145,7 +181,8 @@ class Login:
         """
         max_failed = self._cfg.max_failed_logins
         # the address first: a locked address creates no per-name rows (they would only pile up)
-        keys = throttle.address_keys(attempt.client.address, max_failed) + throttle.name_keys(
+        address = throttle.address_keys(attempt.client.address, max_failed, self._cfg.address_limits)
+        keys = address + throttle.name_keys(
             attempt.username, attempt.client.address, max_failed
         )
         local: _LocalAccount | None = None
@@ -179,6 +216,7 @@ class Login:
             passwords.verify_password(None, password)  # same cost as a real check
             raise AuthenticationFailed(FailureReason.UNKNOWN_USER)
         account = self._directory.find_account(username)
+        attempt.directory_id = account.directory_id
         self._claim(attempt, self._entry_keys(attempt, account.dn))
         return self._directory.verify_password(account, password)
 
@@ -194,7 +232,14 @@ class Login:
         entry = dn if dn is not None else "unknown:" + throttle.normalise_login_name(attempt.username)
         return throttle.entry_keys(entry, attempt.client.address, self._cfg.max_failed_logins)
 
-    def _settle(self, attempt: _Attempt, verified: _Verified, expect_user_id: int | None, action: str) -> int:
+    def _settle(
+        self,
+        attempt: _Attempt,
+        verified: _Verified,
+        expect_user_id: int | None,
+        action: str,
+        then: Callable[[Session, User], T],
+    ) -> T:
         """Refuse or accept the verified person; nothing is written before the decision."""
         now = self._clock.now()
         person = verified.person
@@ -224,6 +269,7 @@ class Login:
                 throttle.settle_success(session, attempt.claimed)
                 if action == "auth.login":
                     user.last_login_at = now
+                result = then(session, user)
                 append_event(
                     session,
                     AuditRecord(
@@ -241,7 +287,7 @@ class Login:
                         },
                     ),
                 )
-                return user.id
+                return result
         self._record_failure(attempt, refusal)
         raise AuthenticationFailed(refusal)
 
@@ -287,12 +333,11 @@ class Login:
         now = self._clock.now()
         lockout = timedelta(minutes=self._cfg.lockout_minutes)
         with transaction(self._sessions) as session:
-            locked = [
-                key.key.split(":")[0] + ("@address" if key.pair else "")
-                for key in attempt.claimed
-                if throttle.record_failure(session, key, now, lockout)
-            ]
+            ends = {key: throttle.record_failure(session, key, now, lockout) for key in attempt.claimed}
+            newly_locked = {key: until for key, until in ends.items() if until is not None}
+            locked = [key.key.split(":")[0] + ("@address" if key.pair else "") for key in newly_locked]
             self._log_failure(session, attempt, reason.value, now)
+            self._tell_the_person(session, attempt, newly_locked, now)
             if locked:
                 append_event(
                     session,
@@ -306,6 +351,33 @@ class Login:
                     ),
                 )
         attempt.claimed.clear()
+
+    def _tell_the_person(
+        self,
+        session: Session,
+        attempt: _Attempt,
+        newly_locked: dict[throttle.ThrottleKey, datetime],
+        now: datetime,
+    ) -> None:
+        """The person whose account a failure just locked hears of it (in-app and by mail),
+        so a lock set by someone else's guessing does not go unnoticed."""
+        account_locks = [
+            (key, until) for key, until in newly_locked.items() if not key.key.startswith("address:")
+        ]
+        if not account_locks:
+            return
+        person = None
+        if attempt.directory_id is not None:
+            person = session.execute(
+                select(User).where(User.directory_uuid == attempt.directory_id)
+            ).scalar_one_or_none()
+        if person is None:
+            return  # nobody we know: a mistyped or made-up name
+        key, until = max(account_locks, key=lambda lock: (not lock[0].pair, lock[1]))
+        params = {"scope": "address" if key.pair else "account", "until": until.isoformat()}
+        if key.pair:
+            params["address"] = attempt.client.address or ""
+        notify_user(session, person, "account_locked", params, now=now, mail=self._mail)
 
     @staticmethod
     def _log_failure(session: Session, attempt: _Attempt, reason: str, now: datetime, **extra: str) -> None:

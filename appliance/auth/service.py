@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance.auth import throttle
 from appliance.auth.credentials import new_secret
 from appliance.auth.local_admin import create_local_admin
+from appliance.auth.locks import SignInLock, check_lock_admin, lift_lock, list_locks
 from appliance.auth.login import Login
 from appliance.auth.recheck import DirectoryRecheck
 from appliance.auth.records import ClientInfo, IssuedToken, LoginResult, Principal, SyncReport, TokenInfo
@@ -27,7 +28,7 @@ from appliance.clock import Clock
 from appliance.config import AuthConfig
 from appliance.db import transaction
 from appliance.directory import Directory
-from appliance.errors import InvalidInput
+from appliance.errors import Forbidden, InvalidInput
 from appliance.models import User
 
 
@@ -39,12 +40,16 @@ class AuthService:
         cfg: AuthConfig,
         clock: Clock,
         random_token: Callable[[], str] = new_secret,
+        *,
+        mail: bool = False,
     ) -> None:
+        """`mail`: notices to people (a lock on their account) are mailed too, not only shown."""
         self._sessions = sessions
         self._directory = directory
         self._cfg = cfg
         self._clock = clock
-        self._login = Login(sessions, directory, cfg, clock)
+        self._mail = mail
+        self._login = Login(sessions, directory, cfg, clock, mail=mail)
         recheck = DirectoryRecheck(
             sessions, directory, timedelta(minutes=cfg.directory_recheck_minutes), clock
         )
@@ -64,8 +69,12 @@ class AuthService:
         :raises TooManyAttempts: when the account or the client address is locked out.
         :raises DirectoryUnavailable: when no directory server answers.
         """
-        user_id = self._login.verify(username, password, client)
-        return self._web_sessions.open(user_id, client, previous_session)
+        return self._login.verify_then(
+            username,
+            password,
+            client,
+            lambda session, user: self._web_sessions.open(session, user, client, previous_session),
+        )
 
     def login_for_token(self, username: str, password: str, client: ClientInfo, name: str) -> IssuedToken:
         """Sign in (same checks as `login`) and issue an API token instead of a web session.
@@ -121,6 +130,28 @@ class AuthService:
 
     def revoke_presented_token(self, token: str, client: ClientInfo) -> None:
         self._tokens.revoke_presented(token, client)
+
+    # -- sign-in locks -----------------------------------------------------------
+
+    def list_locks(self, admin_user_id: int) -> list[SignInLock]:
+        """The sign-in locks in force. :raises Forbidden: for anyone but a lock administrator."""
+        with transaction(self._sessions) as session:
+            check_lock_admin(self._user(session, admin_user_id))
+            return list_locks(session, self._clock.now())
+
+    def lift_lock(self, admin_user_id: int, key: str, client: ClientInfo) -> SignInLock:
+        """:raises Forbidden: for anyone but a lock administrator. :raises NotFound: no such lock."""
+        with transaction(self._sessions) as session:
+            admin = self._user(session, admin_user_id)
+            check_lock_admin(admin)
+            return lift_lock(session, key, admin, client, self._clock.now(), mail=self._mail)
+
+    @staticmethod
+    def _user(session: Session, user_id: int) -> User:
+        user = session.get(User, user_id)
+        if user is None:
+            raise Forbidden("Only organisation and system administrators manage sign-in locks.")
+        return user
 
     # -- housekeeping, directory sync, the break-glass administrator ---------------
 

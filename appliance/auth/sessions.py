@@ -47,33 +47,33 @@ class WebSessions:
             idle_timeout=timedelta(minutes=cfg.idle_timeout_minutes),
         )
 
-    def open(self, user_id: int, client: ClientInfo, previous_session: str | None) -> LoginResult:
-        """A new session for the person who has just signed in; `previous_session` ends."""
+    def open(
+        self, session: Session, user: User, client: ClientInfo, previous_session: str | None
+    ) -> LoginResult:
+        """A new session for the person who has just signed in, in the caller's transaction
+        (the one recording the sign-in); `previous_session` ends."""
         now = self._clock.now()
         token = self._new_secret()
         expires_at = now + timedelta(hours=self._cfg.absolute_timeout_hours)
-        with transaction(self._sessions) as session:
-            user = session.get_one(User, user_id)
-            if previous_session:
-                # a session id planted before login must not survive it (fixation)
-                session.execute(
-                    update(UserSession)
-                    .where(UserSession.id == digest(previous_session), UserSession.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
-            session.add(
-                UserSession(
-                    id=digest(token),
-                    user_id=user.id,
-                    created_at=now,
-                    last_seen_at=now,
-                    expires_at=expires_at,
-                    client_address=client.address,
-                    user_agent=(client.user_agent or "")[:USER_AGENT_LENGTH] or None,
-                )
+        if previous_session:
+            # a session id planted before login must not survive it (fixation)
+            session.execute(
+                update(UserSession)
+                .where(UserSession.id == digest(previous_session), UserSession.revoked_at.is_(None))
+                .values(revoked_at=now)
             )
-            principal = principal_of(user)
-        return LoginResult(principal=principal, session_token=token, expires_at=expires_at)
+        session.add(
+            UserSession(
+                id=digest(token),
+                user_id=user.id,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=expires_at,
+                client_address=client.address,
+                user_agent=(client.user_agent or "")[:USER_AGENT_LENGTH] or None,
+            )
+        )
+        return LoginResult(principal=principal_of(user), session_token=token, expires_at=expires_at)
 
     def resolve(self, token: str) -> Principal | None:
         return self._resolver.resolve(self._credential, token)

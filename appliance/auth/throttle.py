@@ -6,7 +6,8 @@ N = auth.max_failed_logins and T = auth.lockout_minutes:
 * Counters. Every sign-in attempt takes one slot on each of these counters:
 
   - ``address:<ip>``: everything from one client address; limit 4N (password spraying
-    over many accounts; addresses can be shared through NAT and the VPN);
+    over many accounts; addresses can be shared through NAT and the VPN, so
+    ``auth.address_limits`` sets a higher ceiling for such networks);
   - ``name:<name>`` and ``name:<name>@<ip>``: the login name as typed, NFKC-normalised and
     case-folded with format characters and surrounding space removed, because slapd and AD
     match compatibility spellings (full-width ``ａｌｉｃｅ``, mathematical ``𝐚lice``) too;
@@ -45,15 +46,18 @@ N = auth.max_failed_logins and T = auth.lockout_minutes:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, case, delete, or_, select, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from appliance.config import AddressLimit
 from appliance.models import LoginThrottle
 
 ADDRESS_FACTOR = 4
@@ -94,10 +98,29 @@ def _key(kind: str, value: str, address: str | None = None) -> str:
     return f"{kind}:sha256:{digest}" + (f"@{address}" if address else "")
 
 
-def address_keys(address: str | None, max_failed: int) -> list[ThrottleKey]:
+def address_keys(
+    address: str | None, max_failed: int, limits: Sequence[AddressLimit] = ()
+) -> list[ThrottleKey]:
     if not address:
         return []
-    return [ThrottleKey(_key("address", address[:64]), max_failed * ADDRESS_FACTOR, pair=False)]
+    limit = address_limit(address, max_failed, limits)
+    return [ThrottleKey(_key("address", address[:64]), limit, pair=False)]
+
+
+def address_limit(address: str, max_failed: int, limits: Sequence[AddressLimit]) -> int:
+    """The configured ceiling of the narrowest network holding `address`, else 4 x max_failed."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return max_failed * ADDRESS_FACTOR
+    holding = [
+        (network, limit.max_failed_logins)
+        for limit in limits
+        if ip in (network := ipaddress.ip_network(limit.network, strict=False))
+    ]
+    if not holding:
+        return max_failed * ADDRESS_FACTOR
+    return max(holding, key=lambda pair: pair[0].prefixlen)[1]
 
 
 def name_keys(username: str, address: str | None, max_failed: int) -> list[ThrottleKey]:
@@ -117,84 +140,79 @@ def _account_keys(kind: str, value: str, address: str | None, max_failed: int) -
     return keys
 
 
-def _reset_expired(session: Session, key: str, now: datetime, window: timedelta) -> None:
-    lock_over = and_(LoginThrottle.locked_until.is_not(None), LoginThrottle.locked_until <= now)
-    window_over = and_(LoginThrottle.locked_until.is_(None), LoginThrottle.window_started_at <= now - window)
-    quiet_day = or_(
-        and_(LoginThrottle.locked_until.is_not(None), LoginThrottle.locked_until <= now - MEMORY),
-        and_(LoginThrottle.locked_until.is_(None), LoginThrottle.window_started_at <= now - MEMORY),
+# Every statement is built once, with bound parameters, over the table (not the ORM class):
+# a sign-in runs about twenty of them, and building and caching each anew was most of the
+# Python time of a login. Parameters: k (key), t (now), window_start (t - window),
+# memory_start (t - MEMORY), limit.
+_TABLE = cast(Table, LoginThrottle.__table__)
+_C = _TABLE.c
+_LOCK_OVER = and_(_C.locked_until.is_not(None), _C.locked_until <= bindparam("t"))
+_WINDOW_OVER = and_(_C.locked_until.is_(None), _C.window_started_at <= bindparam("window_start"))
+_QUIET_DAY = or_(
+    and_(_C.locked_until.is_not(None), _C.locked_until <= bindparam("memory_start")),
+    and_(_C.locked_until.is_(None), _C.window_started_at <= bindparam("memory_start")),
+)
+_RESET_EXPIRED = (
+    update(_TABLE)
+    .where(_C.key == bindparam("k"), or_(_LOCK_OVER, _WINDOW_OVER))
+    .values(
+        failures=0,
+        window_started_at=bindparam("t"),
+        locked_until=None,
+        lockouts=case((_QUIET_DAY, 0), else_=_C.lockouts),
     )
-    session.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.key == key, or_(lock_over, window_over))
-        .values(
-            failures=0,
-            window_started_at=now,
-            locked_until=None,
-            lockouts=case((quiet_day, 0), else_=LoginThrottle.lockouts),
-        )
-    )
-
-
-def _insert_if_missing(session: Session, key: str, now: datetime) -> None:
-    values = {"key": key, "failures": 0, "window_started_at": now, "locked_until": None, "lockouts": 0}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"]))
+)
+_GRANT = (
+    update(_TABLE)
+    .where(_C.key == bindparam("k"), _C.locked_until.is_(None), _C.failures < bindparam("limit"))
+    .values(failures=_C.failures + 1)
+)
+_GIVE_BACK = update(_TABLE).where(_C.key == bindparam("k"), _C.failures > 0).values(failures=_C.failures - 1)
+_CLEAR = update(_TABLE).where(_C.key == bindparam("k")).values(failures=0, locked_until=None, lockouts=0)
+_ROW = select(_C.failures, _C.lockouts, _C.locked_until, _C.window_started_at).where(_C.key == bindparam("k"))
+_NEW_ROW = {"key": bindparam("k"), "failures": 0, "window_started_at": bindparam("t"), "locked_until": None}
+_INSERT_IF_MISSING = {
+    "postgresql": postgresql.insert(_TABLE).values(**_NEW_ROW, lockouts=0).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_TABLE).values(**_NEW_ROW, lockouts=0).on_conflict_do_nothing(),
+}
 
 
 def claim(session: Session, throttle: ThrottleKey, now: datetime, window: timedelta) -> datetime | None:
     """Take one attempt for `throttle`. Returns None when granted, else when to retry."""
-    _insert_if_missing(session, throttle.key, now)
-    _reset_expired(session, throttle.key, now, window)
-    granted = _rowcount(
-        session,
-        update(LoginThrottle)
-        .where(
-            LoginThrottle.key == throttle.key,
-            LoginThrottle.locked_until.is_(None),
-            LoginThrottle.failures < throttle.limit,
-        )
-        .values(failures=LoginThrottle.failures + 1),
-    )
-    if granted:
+    insert = _INSERT_IF_MISSING[session.get_bind().dialect.name]
+    session.execute(insert, {"k": throttle.key, "t": now})
+    times = {"t": now, "window_start": now - window, "memory_start": now - MEMORY}
+    session.execute(_RESET_EXPIRED, {"k": throttle.key, **times})
+    if _rowcount(session, _GRANT, {"k": throttle.key, "limit": throttle.limit}):
         return None
-    row = session.execute(select(LoginThrottle).where(LoginThrottle.key == throttle.key)).scalar_one()
+    row = session.execute(_ROW, {"k": throttle.key}).one()
     # at the limit but not yet locked: attempts of other workers are still in flight
-    return row.locked_until or (row.window_started_at + window)
+    return cast(datetime | None, row.locked_until) or (row.window_started_at + window)
 
 
 def give_back(session: Session, throttle: ThrottleKey) -> None:
     """The attempt was not a failure (success, or the directory was not reached)."""
-    session.execute(
-        update(LoginThrottle)
-        .where(LoginThrottle.key == throttle.key, LoginThrottle.failures > 0)
-        .values(failures=LoginThrottle.failures - 1)
-    )
+    session.execute(_GIVE_BACK, {"k": throttle.key})
 
 
 def settle_success(session: Session, keys: list[ThrottleKey]) -> None:
     """A successful sign-in: clear the pairs (history too), give the slot back on the rest."""
     for throttle in keys:
-        if throttle.pair:
-            session.execute(
-                update(LoginThrottle)
-                .where(LoginThrottle.key == throttle.key)
-                .values(failures=0, locked_until=None, lockouts=0)
-            )
-        else:
-            give_back(session, throttle)
+        session.execute(_CLEAR if throttle.pair else _GIVE_BACK, {"k": throttle.key})
 
 
-def record_failure(session: Session, throttle: ThrottleKey, now: datetime, lockout: timedelta) -> bool:
-    """The claimed attempt failed; lock the key when it reached its limit. True when now locked."""
+def record_failure(
+    session: Session, throttle: ThrottleKey, now: datetime, lockout: timedelta
+) -> datetime | None:
+    """The claimed attempt failed; lock the key when it reached its limit. Returns the end of
+    the lock when this failure started one, else None."""
     row = session.execute(
         select(LoginThrottle.failures, LoginThrottle.lockouts, LoginThrottle.locked_until).where(
             LoginThrottle.key == throttle.key
         )
     ).one_or_none()
     if row is None or row.failures < throttle.limit or row.locked_until is not None:
-        return False
+        return None
     duration = min(lockout * 2 ** min(row.lockouts, MAX_LOCKOUT_DOUBLINGS), MAX_LOCK)
     # conditional, so two workers failing at once lock (and double) only once
     locked = _rowcount(
@@ -207,7 +225,7 @@ def record_failure(session: Session, throttle: ThrottleKey, now: datetime, locko
         )
         .values(locked_until=now + duration, lockouts=LoginThrottle.lockouts + 1),
     )
-    return bool(locked)
+    return now + duration if locked else None
 
 
 def purge_expired(session: Session, now: datetime, window: timedelta) -> int:
@@ -228,6 +246,6 @@ def purge_expired(session: Session, now: datetime, window: timedelta) -> int:
     return _rowcount(session, delete(LoginThrottle).where(not_locked, window_over, history_over))
 
 
-def _rowcount(session: Session, statement: Any) -> int:
+def _rowcount(session: Session, statement: Any, params: dict[str, Any] | None = None) -> int:
     # an UPDATE answers with a CursorResult, whose rowcount is what makes the claim atomic
-    return cast(CursorResult[Any], session.execute(statement)).rowcount
+    return cast(CursorResult[Any], session.execute(statement, params)).rowcount

@@ -6,9 +6,11 @@ import logging
 import math
 from typing import TypeVar
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -57,6 +59,7 @@ def error_response(status: int, code: str, title: str, detail: str) -> Response:
         )
         response.mimetype = "application/problem+json"
     else:
+        _settle_current_user()
         response = Response(
             render_template("error.html", status=status, title=title, detail=detail), mimetype="text/html"
         )
@@ -64,6 +67,16 @@ def error_response(status: int, code: str, title: str, detail: str) -> Response:
     if status == 503:
         response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
+
+
+def _settle_current_user() -> None:
+    """The page's navigation asks who is signed in; when that lookup is what failed (the
+    database is down), show the page as to a visitor instead of failing inside the handler."""
+    try:
+        current_user._get_current_object()
+    except Exception:  # whatever broke the request may break this lookup too
+        log.debug("the signed-in person could not be looked up for the error page", exc_info=True)
+        g._login_user = AnonymousUserMixin()
 
 
 def set_retry_after(response: R, error: RateLimited) -> R:
@@ -95,6 +108,17 @@ def install_error_handlers(app: Flask) -> None:
             "csrf_failed",
             _("Form expired"),
             _("This form has expired or did not come from this site. Reload the page and try again."),
+        )
+
+    @app.errorhandler(OperationalError)
+    def handle_database_down(error: OperationalError) -> Response:
+        # the database refused the connection or went away mid-request
+        log.warning("database unavailable while serving %s %s: %s", request.method, request.path, error)
+        return error_response(
+            503,
+            "database_unavailable",
+            _title_for(503),
+            _("The database cannot be reached right now. Try again in a few minutes."),
         )
 
     @app.errorhandler(HTTPException)

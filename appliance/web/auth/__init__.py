@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter
 from flask_login import LoginManager
 
+from appliance.auth.locks import LOCK_ADMINS
 from appliance.services import Services
 from appliance.web.auth import api, views
 from appliance.web.auth.principal import SessionUser
@@ -35,6 +36,7 @@ def install_auth(app: Flask, services: Services) -> None:
         principal = service.resolve_session(session_token)
         return SessionUser(principal, session_token) if principal is not None else None
 
+    app.context_processor(lambda: {"lock_admin_roles": LOCK_ADMINS})
     app.config["REMEMBER_COOKIE_DURATION"] = 0
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)

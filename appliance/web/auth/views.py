@@ -172,3 +172,23 @@ def revoke_token(token_id: int) -> Response:
         auth_service().revoke_token(user.principal.user_id, token_id, client_info())
         flash(_("The token is revoked."), "info")
     return redirect(url_for("auth.account"), code=303)
+
+
+@bp.get("/admin/sign-in-locks")
+@login_required  # type: ignore[misc]
+def sign_in_locks() -> str:
+    user = session_user()
+    assert user is not None
+    locks = auth_service().list_locks(user.principal.user_id)
+    return render_template("auth/locks.html", locks=locks, form=PlainForm())
+
+
+@bp.post("/admin/sign-in-locks/lift")
+@login_required  # type: ignore[misc]
+def lift_sign_in_lock() -> Response:
+    user = session_user()
+    assert user is not None
+    if PlainForm().validate_on_submit():
+        auth_service().lift_lock(user.principal.user_id, request.form.get("key", ""), client_info())
+        flash(_("The lock is lifted; the person can sign in again."), "info")
+    return redirect(url_for("auth.sign_in_locks"), code=303)
