@@ -25,11 +25,20 @@ def create_db_engine(cfg: DatabaseConfig, secrets: Secrets | None = None) -> Eng
     if secrets is not None and secrets.database_password is not None:
         url = url.set(password=secrets.database_password.get_secret_value())
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30})
+        # hide_parameters: an error's text (logged) must not carry the values of a statement
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        hide_parameters=True,
+        # a database host that does not answer is an outage in seconds, not a hung worker
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,9 +14,10 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.auth import throttle
+from appliance.auth.access import may_act
 from appliance.auth.credentials import new_secret
 from appliance.auth.local_admin import create_local_admin
-from appliance.auth.locks import SignInLock, check_lock_admin, lift_lock, list_locks
+from appliance.auth.locks import NOT_A_LOCK_ADMIN, SignInLock, lift_lock, list_locks
 from appliance.auth.login import Login
 from appliance.auth.recheck import DirectoryRecheck
 from appliance.auth.records import ClientInfo, IssuedToken, LoginResult, Principal, SyncReport, TokenInfo
@@ -136,21 +137,18 @@ class AuthService:
     def list_locks(self, admin_user_id: int) -> list[SignInLock]:
         """The sign-in locks in force. :raises Forbidden: for anyone but a lock administrator."""
         with transaction(self._sessions) as session:
-            check_lock_admin(self._user(session, admin_user_id))
-            return list_locks(session, self._clock.now())
+            return list_locks(session, self._user(session, admin_user_id), self._clock.now())
 
     def lift_lock(self, admin_user_id: int, key: str, client: ClientInfo) -> SignInLock:
         """:raises Forbidden: for anyone but a lock administrator. :raises NotFound: no such lock."""
         with transaction(self._sessions) as session:
             admin = self._user(session, admin_user_id)
-            check_lock_admin(admin)
             return lift_lock(session, key, admin, client, self._clock.now(), mail=self._mail)
 
-    @staticmethod
-    def _user(session: Session, user_id: int) -> User:
+    def _user(self, session: Session, user_id: int) -> User:
         user = session.get(User, user_id)
-        if user is None:
-            raise Forbidden("Only organisation and system administrators manage sign-in locks.")
+        if user is None or not may_act(user, self._cfg.local_admin_enabled):
+            raise Forbidden(NOT_A_LOCK_ADMIN)
         return user
 
     # -- housekeeping, directory sync, the break-glass administrator ---------------

@@ -4,7 +4,7 @@ that outbox after the commit."""
 from appliance.notify.delivery import DeliveryReport, deliver_due_mail
 from appliance.notify.mailer import Mailer, SmtpMailer
 from appliance.notify.messages import Message, render_message
-from appliance.notify.outbox import InboxItem, count_unread, list_inbox, mark_read, notify_user
+from appliance.notify.outbox import InboxItem, count_unread, notify_user, open_inbox
 
 __all__ = [
     "DeliveryReport",
@@ -14,8 +14,7 @@ __all__ = [
     "SmtpMailer",
     "count_unread",
     "deliver_due_mail",
-    "list_inbox",
-    "mark_read",
     "notify_user",
+    "open_inbox",
     "render_message",
 ]

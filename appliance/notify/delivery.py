@@ -17,7 +17,7 @@ from appliance.db import transaction
 from appliance.errors import Unavailable
 from appliance.models import User
 from appliance.models.notify import MailStatus, Notification
-from appliance.notify.mailer import Mailer
+from appliance.notify.mailer import MAIL_UNAVAILABLE, Mailer, MailServerDown
 from appliance.notify.messages import render_message
 
 log = logging.getLogger(__name__)
@@ -55,14 +55,22 @@ def deliver_due_mail(
         ).scalars().all()
     report = DeliveryReport(0, 0, 0)
     for notification_id in due:
-        message = _claim(sessions, notification_id, clock, from_address)
-        if message is None:
-            continue  # another node took it, or the person was anonymised meanwhile
-        # outside any transaction: a slow mail server must not hold the database's write lock
         try:
+            message = _claim(sessions, notification_id, clock, from_address)
+            if message is None:
+                continue  # another node took it, or the person was anonymised meanwhile
+            # outside any transaction: a slow mail server must not hold the database's write lock
             mailer.send(message)
+        except MailServerDown as exc:
+            # the rest would wait for the same dead server and lose an attempt each: stop here
+            return _record_failure(sessions, notification_id, clock, exc, report)
         except Unavailable as exc:
             report = _record_failure(sessions, notification_id, clock, exc, report)
+        except Exception as exc:  # one broken notice must not block the ones queued behind it
+            log.exception("notification %s could not be mailed", notification_id)
+            detail = f"{type(exc).__name__} while preparing or sending it"
+            failure = Unavailable(MAIL_UNAVAILABLE, detail=detail)
+            report = _record_failure(sessions, notification_id, clock, failure, report)
         else:
             report = _record_sent(sessions, notification_id, clock, report)
     return report

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.db import transaction
 from appliance.models import User
 from appliance.models.notify import MailStatus, Notification
 from appliance.notify.messages import Message, known_kinds, render_message
@@ -50,40 +51,41 @@ def notify_user(
     return notification
 
 
-def list_inbox(session: Session, user: User, *, limit: int = 50) -> list[InboxItem]:
-    rows = session.execute(
-        select(Notification)
-        .where(Notification.user_id == user.id)
-        .order_by(Notification.created_at.desc(), Notification.id.desc())
-        .limit(limit)
-    ).scalars()
-    return [
-        InboxItem(
-            row.id,
-            row.kind,
-            row.created_at,
-            row.read_at is not None,
-            render_message(row.kind, json.loads(row.params), user.locale),
+def open_inbox(
+    sessions: sessionmaker[Session], user_id: int, *, now: datetime, locale: str | None, limit: int = 50
+) -> list[InboxItem]:
+    """The person's notices, newest first, in `locale`; opening the inbox marks them read
+    (`read` tells which ones were read before)."""
+    with transaction(sessions) as session:
+        rows = list(
+            session.execute(
+                select(Notification)
+                .where(Notification.user_id == user_id)
+                .order_by(Notification.created_at.desc(), Notification.id.desc())
+                .limit(limit)
+            ).scalars()
         )
-        for row in rows
-    ]
+        items = [
+            InboxItem(
+                row.id,
+                row.kind,
+                row.created_at,
+                row.read_at is not None,
+                render_message(row.kind, json.loads(row.params), locale),
+            )
+            for row in rows
+        ]
+        for row in rows:
+            row.read_at = row.read_at or now
+    return items
 
 
-def count_unread(session: Session, user: User) -> int:
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.user_id == user.id, Notification.read_at.is_(None))
-        ).scalar_one()
-    )
-
-
-def mark_read(session: Session, user: User, notification_id: int, *, now: datetime) -> bool:
-    """Mark one of `user`'s own notices read; False when there is no such notice of theirs."""
-    row = session.get(Notification, notification_id)
-    if row is None or row.user_id != user.id:
-        return False
-    if row.read_at is None:
-        row.read_at = now
-    return True
+def count_unread(sessions: sessionmaker[Session], user_id: int) -> int:
+    with sessions() as session:
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+            ).scalar_one()
+        )

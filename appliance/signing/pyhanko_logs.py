@@ -60,11 +60,16 @@ class DropNoFetchingNotice(logging.Filter):
 _FINDINGS = DemoteFindings()
 _NO_FETCHING = DropNoFetchingNotice()
 _lock = threading.Lock()
+_routed = False
 
 
 def route_pyhanko_logs() -> None:
     """Attach the filters (once per process); signing and validation call it before pyHanko runs."""
+    global _routed
+    if _routed:
+        return
     with _lock:
         for name in FINDINGS_LOGGERS:
             logging.getLogger(name).addFilter(_FINDINGS)  # addFilter ignores a filter already there
         logging.getLogger(SIGNER_LOGGER).addFilter(_NO_FETCHING)
+        _routed = True

@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from appliance.config import AppConfig
 from appliance.db import ensure_migrated
 from appliance.services import Services, build_services
-from appliance.web import api, health, pages
+from appliance.web import api, health, inbox, pages
 from appliance.web.auth import install_auth
 from appliance.web.context import EXTENSION_KEY
 from appliance.web.errors import install_error_handlers
@@ -64,6 +64,7 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(inbox.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pki_bp)
     install_auth(app, services)

@@ -10,7 +10,8 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -111,9 +112,15 @@ def install_error_handlers(app: Flask) -> None:
         )
 
     @app.errorhandler(OperationalError)
-    def handle_database_down(error: OperationalError) -> Response:
-        # the database refused the connection or went away mid-request
-        log.warning("database unavailable while serving %s %s: %s", request.method, request.path, error)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def handle_database_down(error: Exception) -> Response:
+        # Refused or lost connections, a busy SQLite file, a full disk, a pool with no free
+        # connection, a serialisation failure: worth a retry, so 503. The traceback goes to
+        # the log (statement values are hidden by the engine) so a real bug is not lost.
+        log.warning("database error while serving %s %s", request.method, request.path, exc_info=error)
+        # the signed-in person cannot be looked up either: show the page as to a visitor
+        g._login_user = AnonymousUserMixin()
         return error_response(
             503,
             "database_unavailable",
