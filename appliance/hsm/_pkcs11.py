@@ -29,7 +29,7 @@ from appliance.hsm.api import (
 from appliance.hsm.errors import KeyNotFound, KeyPolicyViolation
 from appliance.hsm.pool import SessionPool, shared_pool
 from appliance.hsm.signer import PooledPkcs11Signer, signing_params
-from appliance.hsm.uri import parse_uri
+from appliance.hsm.uri import private_key_selector
 
 if TYPE_CHECKING:
     from asn1crypto import x509
@@ -166,12 +166,8 @@ class Pkcs11Custody:
         return self.pool.run(find, what="find key")
 
     def find_key_by_uri(self, uri: str) -> KeyRef:
-        parsed = parse_uri(uri)
-        if parsed.token is not None and self.token_label is not None and parsed.token != self.token_label:
-            raise InvalidInput("the PKCS#11 URI names another token than the configured one")
-        if parsed.type not in (None, "private"):
-            raise InvalidInput("the PKCS#11 URI must name a private key (type=private)")
-        return self.find_key(label=parsed.object, key_id=parsed.id)
+        label, key_id = private_key_selector(uri, self.token_label)
+        return self.find_key(label=label, key_id=key_id)
 
     def list_keys(self) -> list[KeyRef]:
         def list_all(session: Any) -> list[KeyRef]:

@@ -59,6 +59,19 @@ class Pkcs11Uri:
         return "pkcs11:" + ";".join(parts)
 
 
+def private_key_selector(uri: str, token_label: str | None) -> tuple[str | None, bytes | None]:
+    """(label, CKA_ID) of the private key a pkcs11: URI names, for a custody of `token_label`.
+
+    :raises InvalidInput: not a pkcs11: URI, another token, or not a private key.
+    """
+    parsed = parse_uri(uri)
+    if parsed.token is not None and token_label is not None and parsed.token != token_label:
+        raise InvalidInput("the PKCS#11 URI names another token than the configured one")
+    if parsed.type not in (None, "private"):
+        raise InvalidInput("the PKCS#11 URI must name a private key (type=private)")
+    return parsed.object, parsed.id
+
+
 def parse_uri(uri: str) -> Pkcs11Uri:
     """Parse `pkcs11:attr=value;...`.
 

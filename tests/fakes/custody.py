@@ -26,7 +26,7 @@ from appliance.config import KeyAlgorithm
 from appliance.errors import Conflict, InvalidInput
 from appliance.hsm import DIGEST_ALGORITHMS, HsmHealth, HsmUnavailable, KeyNotFound, KeyRef, KeySpec
 from appliance.hsm.api import check_label
-from appliance.hsm.uri import parse_uri
+from appliance.hsm.uri import private_key_selector
 
 FAKE_TOKEN_LABEL = "fake-token"
 
@@ -99,12 +99,8 @@ class FakeKeyCustody:
         return found[0]
 
     def find_key_by_uri(self, uri: str) -> KeyRef:
-        parsed = parse_uri(uri)
-        if parsed.token is not None and self.token_label is not None and parsed.token != self.token_label:
-            raise InvalidInput("the PKCS#11 URI names another token than the configured one")
-        if parsed.type not in (None, "private"):
-            raise InvalidInput("the PKCS#11 URI must name a private key (type=private)")
-        return self.find_key(label=parsed.object, key_id=parsed.id)
+        label, key_id = private_key_selector(uri, self.token_label)
+        return self.find_key(label=label, key_id=key_id)
 
     def list_keys(self) -> list[KeyRef]:
         self._check_reachable()
