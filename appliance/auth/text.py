@@ -10,14 +10,9 @@ it uncounted gives an attacker nothing to guess with.
 
 from __future__ import annotations
 
+from appliance.directory.api import is_text
 
-def is_text(value: str) -> bool:
-    """False when `value` holds a lone surrogate."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+__all__ = ["is_storable", "is_text"]
 
 
 def is_storable(value: str) -> bool:

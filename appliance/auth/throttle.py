@@ -45,6 +45,7 @@ N = auth.max_failed_logins and T = auth.lockout_minutes:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import unicodedata
@@ -107,6 +108,12 @@ def address_keys(
     return [ThrottleKey(_key("address", address[:64]), limit, pair=False)]
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    # the configured networks, parsed once instead of at every sign-in
+    return ipaddress.ip_network(text, strict=False)
+
+
 def address_limit(address: str, max_failed: int, limits: Sequence[AddressLimit]) -> int:
     """The configured ceiling of the narrowest network holding `address`, else 4 x max_failed."""
     try:
@@ -116,7 +123,7 @@ def address_limit(address: str, max_failed: int, limits: Sequence[AddressLimit])
     holding = [
         (network, limit.max_failed_logins)
         for limit in limits
-        if ip in (network := ipaddress.ip_network(limit.network, strict=False))
+        if ip in (network := _parsed_network(limit.network))
     ]
     if not holding:
         return max_failed * ADDRESS_FACTOR

@@ -41,6 +41,7 @@ from appliance.directory.api import (
     DirectoryHealth,
     DirectoryPerson,
     ServerHealth,
+    is_text,
 )
 from appliance.directory.dn import MalformedDn, normalize_dn, split_rdns
 from appliance.directory.errors import (
@@ -606,17 +607,9 @@ def _acceptable_username(username: str) -> bool:
         and bool(username.strip())
         and len(username) <= MAX_USERNAME_LENGTH
         and not any(ord(c) < 32 for c in username)
-        and _is_text(username)
+        and is_text(username)
     )
 
-
-def _is_text(value: str) -> bool:
-    """False when `value` holds a lone surrogate, which no protocol can carry as UTF-8."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _password_bytes(password: str) -> bytes:
@@ -630,6 +623,6 @@ def _password_bytes(password: str) -> bytes:
 
     :raises InvalidInput: when the password cannot be encoded (a lone surrogate).
     """
-    if not _is_text(password):
+    if not is_text(password):
         raise InvalidInput(UNSENDABLE_PASSWORD)
     return password.encode("utf-8")

@@ -14,6 +14,16 @@ from appliance.config import Role
 from appliance.directory.errors import FailureReason
 
 
+def is_text(value: str) -> bool:
+    """False when `value` holds a lone surrogate ("\\ud800", which JSON can carry): no
+    character, so it cannot be encoded as UTF-8, stored, or sent to a directory."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class AccountStatus(StrEnum):
     ACTIVE = "active"
     DISABLED = "disabled"

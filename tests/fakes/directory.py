@@ -25,6 +25,7 @@ from appliance.directory import (
     ServerHealth,
     normalize_dn,
 )
+from appliance.directory.api import is_text
 from appliance.directory.mapping import RoleMap
 from appliance.errors import InvalidInput
 
@@ -64,13 +65,6 @@ def _fold(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
-def _is_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
 
 class FakeDirectory:
     """`Directory` over `people` and `groups`; `role_groups` maps groups to roles as the config does.
@@ -108,7 +102,7 @@ class FakeDirectory:
     def verify_password(self, account: DirectoryAccount, password: str) -> DirectoryPerson:
         if not password or not password.strip() or "\x00" in password:
             raise AuthenticationFailed(FailureReason.EMPTY_PASSWORD)
-        if not _is_text(password):
+        if not is_text(password):
             raise InvalidInput(UNSENDABLE_PASSWORD)
         if account.refusal is not None:
             if account.refusal is not FailureReason.INVALID_USERNAME and self.available:
@@ -181,7 +175,7 @@ class FakeDirectory:
             bool(username.strip())
             and len(username) <= MAX_USERNAME_LENGTH
             and not any(ord(c) < 32 for c in username)
-            and _is_text(username)
+            and is_text(username)
         )
 
     def _matching(self, username: str) -> list[FakePerson]:
