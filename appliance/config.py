@@ -288,6 +288,39 @@ class MailConfig(_Section):
     from_address: str = "esign@localhost"
 
 
+class UploadConfig(_Section):
+    max_bytes: int = Field(25 * 1024 * 1024, ge=64 * 1024, le=512 * 1024 * 1024)
+    """Largest PDF accepted as a contract (the web server's body limit follows it)."""
+    max_pages: int = Field(500, ge=1, le=10_000)
+    parser_memory_mb: int = Field(1024, ge=128, le=16 * 1024)
+    """Address-space limit of the subprocess that parses and rewrites an upload."""
+    parser_seconds: int = Field(20, ge=1, le=600)
+    """CPU and wall-clock limit of that subprocess."""
+
+
+class CodeChannel(StrEnum):
+    EMAIL = "email"
+    TOTP = "totp"
+    """An authenticator app (RFC 6238) the person has enrolled; falls back to e-mail without one."""
+
+
+class CodesConfig(_Section):
+    """Verification codes that confirm a signer's intent before each signature."""
+
+    channel: CodeChannel = CodeChannel.EMAIL
+    lifetime_seconds: int = Field(300, ge=60, le=600)
+    attempts: int = Field(5, ge=1, le=10)
+    digits: int = Field(6, ge=6, le=8)
+    per_signer_per_hour: int = Field(10, ge=1, le=1000)
+    per_address_per_hour: int = Field(60, ge=1, le=100_000)
+
+
+class ContractsConfig(_Section):
+    default_deadline_days: int = Field(30, ge=1, le=3650)
+    reminder_days: int = Field(2, ge=1, le=60)
+    """Parties still to sign are reminded this many days before the deadline."""
+
+
 class RetentionConfig(_Section):
     draft_delete_months: int = Field(12, ge=1)
     """Drafts never sent are deleted this long after creation."""
@@ -327,6 +360,9 @@ class AppConfig(_Section):
     pki: PkiConfig = PkiConfig()
     tsa: TsaConfig = TsaConfig()
     mail: MailConfig = MailConfig()
+    uploads: UploadConfig = UploadConfig()
+    codes: CodesConfig = CodesConfig()
+    contracts: ContractsConfig = ContractsConfig()
     retention: RetentionConfig = RetentionConfig()
     locale: LocaleConfig = LocaleConfig()
     secrets: Secrets = Secrets()

@@ -24,6 +24,12 @@ class InvalidInput(ApplianceError):
     code = "invalid_input"
 
 
+class Unprocessable(InvalidInput):
+    """Well-formed, but the content cannot be used (a PDF that is encrypted, signed, too big)."""
+
+    code = "unprocessable"
+
+
 class NotFound(ApplianceError):
     code = "not_found"
 

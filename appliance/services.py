@@ -15,14 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.auth import AuthService
 from appliance.clock import Clock, SystemClock
-from appliance.config import AppConfig
+from appliance.config import AppConfig, CodeChannel
 from appliance.db import create_db_engine, create_session_factory
 from appliance.directory import Directory, open_directory
 from appliance.errors import Unavailable
 from appliance.hsm import KeyCustody, check_hsm, create_custody
 from appliance.notify import Mailer, SmtpMailer
+from appliance.notify.channels import CodeSender, EmailCodeSender
 from appliance.signing.kit import SigningKit
 from appliance.storage import BlobStore, FilesystemBlobStore
+from appliance.workflow.context import WorkflowContext
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Services:
     """SMTP when `mail.enabled`; notifications are mailed from the outbox by a job."""
     auth: AuthService = field(init=False)
     """Sign-in, sessions, API tokens and directory sync; built once by build_services."""
+    workflow: WorkflowContext = field(init=False)
+    """What the contract workflow's commands (appliance.workflow) need; built once by build_services."""
 
 
 def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
@@ -77,6 +81,19 @@ def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
         services.mailer = SmtpMailer(cfg.mail, cfg.secrets.mail_password)
     services.auth = AuthService(
         services.sessions, services.directory, cfg.auth, services.clock, mail=cfg.mail.enabled
+    )
+    code_senders: dict[CodeChannel, CodeSender] = {}
+    if services.mailer is not None:
+        code_senders[CodeChannel.EMAIL] = EmailCodeSender(services.mailer, cfg.mail.from_address)
+    services.workflow = WorkflowContext(
+        config=cfg,
+        sessions=services.sessions,
+        blobs=blobs,
+        clock=services.clock,
+        signing=services.signing,
+        directory=services.directory,
+        code_senders=code_senders,
+        mail=cfg.mail.enabled,
     )
     return services
 

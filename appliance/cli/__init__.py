@@ -11,9 +11,7 @@ from appliance.foreign_warnings import silence_foreign_deprecations
 silence_foreign_deprecations()
 
 COMMANDS = {
-    "init": LazyCommand(
-        "appliance.cli.core:init", "Write a starter config, secrets and data folders."
-    ),
+    "init": LazyCommand("appliance.cli.core:init", "Write a starter config, secrets and data folders."),
     "check-config": LazyCommand(
         "appliance.cli.core:check_config",
         "Validate a config file (default: --config / APPLIANCE_CONFIG); exit 2 when invalid.",
@@ -46,7 +44,10 @@ COMMANDS = {
     "admin": LazyCommand("appliance.cli.admin:admin", "The local (break-glass) system administrator."),
     "jobs": LazyCommand(
         "appliance.cli.jobs:jobs",
-        "Scheduled work: CRL refresh, directory sync, mail delivery, purge of old login counters.",
+        "Scheduled work: CRL refresh, directory sync, mail, contract deadlines and reminders, purges.",
+    ),
+    "contracts": LazyCommand(
+        "appliance.cli.contracts:contracts", "Contracts: list them, show one, verify its evidence."
     ),
 }
 

@@ -18,7 +18,7 @@ def _services(ctx: click.Context) -> Services:
 
 @click.group()
 def jobs() -> None:
-    """Scheduled work: CRL refresh, directory sync, mail delivery, purge of old login counters."""
+    """Scheduled work: CRL refresh, directory sync, mail, contract deadlines and reminders, purges."""
 
 
 @jobs.command("run-due")

@@ -47,13 +47,19 @@ def pki() -> None:
 )
 @click.pass_context
 def init(ctx: click.Context, export_dir: Path | None) -> None:
-    """Create the root CA, issuing CA and TSA certificate (keys in the HSM); idempotent."""
+    """Create the root CA, issuing CA, TSA and appliance certificates (keys in the HSM); idempotent."""
     services, pki_ctx = _open(ctx)
     with transaction(services.sessions) as session:
         summary = init_pki(session, pki_ctx)
         written = export_pem(session, export_dir or services.config.storage.path.parent / "pki")
-    for name, row in (("root CA", summary.root), ("issuing CA", summary.issuing), ("TSA", summary.tsa)):
-        state = "created" if name.split()[0].lower() in summary.created else "exists"
+    rows = (
+        ("root", "root CA", summary.root),
+        ("issuing", "issuing CA", summary.issuing),
+        ("tsa", "TSA", summary.tsa),
+        ("appliance", "appliance", summary.appliance),
+    )
+    for key, name, row in rows:
+        state = "created" if key in summary.created else "exists"
         click.echo(f"{name:11} {state:8} {row.subject}  sha256 {row.sha256_fingerprint}")
     click.echo(f"PEM files: {', '.join(str(p) for p in written)}")
 

@@ -41,7 +41,9 @@ from appliance.directory.api import (
     DirectoryHealth,
     DirectoryPerson,
     ServerHealth,
+    check_search,
     is_text,
+    search_order,
 )
 from appliance.directory.dn import MalformedDn, normalize_dn, split_rdns
 from appliance.directory.errors import (
@@ -68,6 +70,9 @@ POOL_IDLE_SECONDS = 60.0
 """Idle pooled connections older than this are closed rather than reused: servers and
 firewalls drop idle connections, and a dead socket would cost a full receive timeout."""
 MAX_USERNAME_LENGTH = 256
+MAX_SEARCH_ENTRIES = 100
+"""Entries a people search reads at most (its size limit): enough to sort a page of matches by
+name, while a broad query never reads the whole directory."""
 LDAP_SUCCESS = 0
 LDAP_SIZE_LIMIT_EXCEEDED = 4
 LDAP_NO_SUCH_OBJECT = 32
@@ -419,7 +424,7 @@ class LdapDirectory:
         self, connection: Connection, dn: str, attrs: dict[str, list[str]], typed_username: str
     ) -> DirectoryPerson:
         directory_id = self._directory_id(dn, attrs)
-        username = first(attrs, self._profile.username_attribute) or typed_username
+        username, display_name = self._names(attrs, typed_username)
         groups = self._groups_of(connection, dn, username, attrs)
         department_attr = self._cfg.organisation_attribute or (
             "department" if self._cfg.profile == "active_directory" else "departmentNumber"
@@ -430,7 +435,7 @@ class LdapDirectory:
             dn=dn,
             directory_id=directory_id,
             username=username,
-            display_name=first(attrs, "displayName", "cn") or username,
+            display_name=display_name,
             email=first(attrs, "mail", "userPrincipalName"),
             phone=first(attrs, "telephoneNumber", "mobile"),
             department=department or (organisation.name if organisation else None),
@@ -439,6 +444,15 @@ class LdapDirectory:
             roles=self._roles.roles_for(groups),
             status=self._status(connection, attrs),
         )
+
+    def _names(self, attrs: Attributes, typed_username: str) -> tuple[str, str]:
+        """The login name and the display name a person is shown with."""
+        username = first(attrs, self._profile.username_attribute) or typed_username
+        return username, first(attrs, "displayName", "cn") or username
+
+    def _search_order(self, entry: Entry) -> tuple[str, str]:
+        username, display_name = self._names(entry[1], "")
+        return search_order(display_name, username)
 
     # -- the Directory interface ---------------------------------------------------
 
@@ -573,6 +587,37 @@ class LdapDirectory:
 
         return self._with_service(walk)
 
+    def search_people(self, query: str, *, limit: int = 20) -> list[DirectoryPerson]:
+        search_filter = self._profile.search_filter(self._cfg.user_filter, check_search(query, limit))
+
+        def search(connection: Connection) -> list[DirectoryPerson]:
+            # a size limit exceeded answers with the entries read so far, which are sorted
+            # here: groups (several searches a person) are resolved only for those returned
+            entries = self._search(
+                connection,
+                self._cfg.user_base_dn,
+                search_filter,
+                self._profile.person_attributes,
+                size_limit=MAX_SEARCH_ENTRIES,
+            )
+            people: list[DirectoryPerson] = []
+            for dn, attrs in sorted(entries, key=self._search_order):
+                if self._profile.directory_id(attrs) is None:
+                    # lookup refuses such an entry as unreadable; one of them must not make
+                    # every search that matches it fail
+                    log.error(
+                        "directory entry %r has no %s; left out of a search", dn, self._profile.id_attribute
+                    )
+                    continue
+                person = self._person(connection, dn, attrs, "")
+                if person.status is not AccountStatus.DISABLED:
+                    people.append(person)
+                if len(people) == limit:
+                    break
+            return people
+
+        return self._with_service(search)
+
     def health(self) -> DirectoryHealth:
         results = []
         for server in self._servers:
@@ -609,7 +654,6 @@ def _acceptable_username(username: str) -> bool:
         and not any(ord(c) < 32 for c in username)
         and is_text(username)
     )
-
 
 
 def _password_bytes(password: str) -> bytes:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from appliance.config import Role
 from appliance.directory.errors import FailureReason
+from appliance.errors import InvalidInput
 
 
 def is_text(value: str) -> bool:
@@ -22,6 +23,38 @@ def is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+SEARCH_QUERY_LENGTH = (2, 100)
+"""Characters a people search's text may have, after surrounding spaces are stripped."""
+SEARCH_LIMIT = (1, 50)
+"""How many people one search may ask for."""
+
+
+def check_search(query: str, limit: int) -> str:
+    """The text `Directory.search_people` searches for: `query` stripped.
+
+    :raises InvalidInput: when the text is too short or too long, or holds what is not text
+        (control characters, a lone surrogate), or `limit` is out of range.
+    """
+    text = query.strip()
+    shortest, longest = SEARCH_QUERY_LENGTH
+    if not shortest <= len(text) <= longest:
+        raise InvalidInput(
+            f"Type {shortest} to {longest} characters of a name, login name or e-mail to search for."
+        )
+    # control characters are in no name; NUL, escaped as it is, matches every entry in slapd
+    if not is_text(text) or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidInput("The search text holds what is not text: control characters or a lone surrogate.")
+    fewest, most = SEARCH_LIMIT
+    if not fewest <= limit <= most:
+        raise InvalidInput(f"Ask for {fewest} to {most} people per search.")
+    return text
+
+
+def search_order(display_name: str, username: str) -> tuple[str, str]:
+    """How `Directory.search_people` sorts: by display name, case-insensitively, then login name."""
+    return display_name.casefold(), username.casefold()
 
 
 class AccountStatus(StrEnum):
@@ -136,6 +169,21 @@ class Directory(Protocol):
 
     def group_members(self, group_dn: str) -> list[DirectoryPerson]:
         """People in the group, through nested groups too."""
+        ...
+
+    def search_people(self, query: str, *, limit: int = 20) -> list[DirectoryPerson]:
+        """People whose name, login name or e-mail contains `query` (case-insensitive), enabled
+        ones only, at most `limit`, sorted by display name (`search_order`).
+
+        For picking a colleague who may never have signed in. Within the person filter and base
+        DN; the directory's login names (uid; sAMAccountName and userPrincipalName), cn,
+        displayName and mail are matched, the text taken literally (`*`, `(`, `\\` match
+        themselves). Locked and expired people are found (a lock lapses, an account is
+        renewed); disabled ones are not. A broad query reads a bounded number of entries, so
+        it finds some of its matches, not all.
+        :raises InvalidInput: see `check_search`.
+        :raises DirectoryUnavailable: when no server answers.
+        """
         ...
 
     def health(self) -> DirectoryHealth: ...

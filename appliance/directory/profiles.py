@@ -56,6 +56,11 @@ def build_user_filter(template: str, username: str) -> str:
     return template.replace("{username}", escape_filter_chars(username))
 
 
+def any_person_filter(template: str) -> str:
+    """The configured person filter matching every login name: its scope without a name."""
+    return template.replace("{username}", "*")
+
+
 def _any_of(attribute: str, values: Iterable[str]) -> list[str]:
     return [f"({attribute}={escape_filter_chars(v)})" for v in values]
 
@@ -67,6 +72,8 @@ class Profile:
     id_attribute: str
     """Operational attribute with the entry's immutable id: returned only when asked for by name."""
     person_attributes: tuple[str, ...]
+    search_attributes: tuple[str, ...]
+    """What a people search matches: the login names, the names shown and the e-mail."""
 
     def status(
         self, attrs: Attributes, now: datetime, lockout_duration: timedelta | None = None
@@ -97,7 +104,19 @@ class Profile:
             escaped = "".join(f"\\{byte:02x}" for byte in value.bytes_le)
         else:
             escaped = escape_filter_chars(str(value))
-        return f"(&{user_filter.replace('{username}', '*')}({self.id_attribute}={escaped}))"
+        return f"(&{any_person_filter(user_filter)}({self.id_attribute}={escaped}))"
+
+    def search_filter(self, user_filter: str, text: str) -> str:
+        """Filter for people of the person filter with `text` in any of `search_attributes`
+        (escaped, RFC 4515, so it is matched literally), disabled AD accounts left out by the
+        server."""
+        value = escape_filter_chars(text)
+        terms = "".join(f"({name}=*{value}*)" for name in self.search_attributes)
+        enabled = ""
+        if self.kind is DirectoryProfile.ACTIVE_DIRECTORY:
+            # LDAP_MATCHING_RULE_BIT_AND: no ACCOUNTDISABLE bit (slapd knows the rule too)
+            enabled = f"(!(userAccountControl:1.2.840.113556.1.4.803:={UAC_ACCOUNTDISABLE}))"
+        return f"(&{any_person_filter(user_filter)}{enabled}(|{terms}))"
 
     def needs_lockout_duration(self, attrs: Attributes) -> bool:
         """True when the entry's ppolicy lock may have lapsed, which only its policy can tell."""
@@ -187,7 +206,14 @@ def profile_for(kind: DirectoryProfile, organisation_attribute: str | None) -> P
             "objectGUID",
             *extra,
         )
-        return Profile(kind, "sAMAccountName", "objectGUID", tuple(dict.fromkeys(attributes)))
+        return Profile(
+            kind,
+            "sAMAccountName",
+            "objectGUID",
+            tuple(dict.fromkeys(attributes)),
+            # userPrincipalName: the second login name, and the e-mail shown when mail is empty
+            search_attributes=("sAMAccountName", "userPrincipalName", "cn", "displayName", "mail"),
+        )
     # entryUUID, pwdAccountLockedTime and pwdPolicySubentry are operational: returned only
     # when asked for by name
     attributes = (
@@ -200,4 +226,10 @@ def profile_for(kind: DirectoryProfile, organisation_attribute: str | None) -> P
         "pwdPolicySubentry",
         *extra,
     )
-    return Profile(kind, "uid", "entryUUID", tuple(dict.fromkeys(attributes)))
+    return Profile(
+        kind,
+        "uid",
+        "entryUUID",
+        tuple(dict.fromkeys(attributes)),
+        search_attributes=("uid", "cn", "displayName", "mail"),
+    )

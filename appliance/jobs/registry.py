@@ -11,6 +11,8 @@ from appliance.notify import deliver_due_mail
 from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
+from appliance.workflow.closing import expire_and_remind
+from appliance.workflow.idempotency import purge_expired as purge_idempotent_results
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,22 @@ def deliver_mail_job(services: Services) -> str:
     return f"mailed {report.sent}, to retry {report.retried}, given up {report.failed}"
 
 
+def contract_deadlines_job(services: Services) -> str:
+    report = expire_and_remind(services.workflow)
+    with transaction(services.sessions) as session:
+        purged = purge_idempotent_results(session, services.clock.now())
+    return f"expired {report.expired}, reminded {report.reminded}, purged {purged} idempotent answers"
+
+
 def default_jobs(services: Services) -> list[Job]:
     """The jobs that apply to this configuration (no HSM: no CRLs; no directory: no sync)."""
     # failed-login counters pile up with every name and address tried (the local
     # administrator's logins too); keep the table small
-    jobs = [Job("login-throttle-purge", timedelta(hours=1), purge_login_throttles_job)]
+    jobs = [
+        Job("login-throttle-purge", timedelta(hours=1), purge_login_throttles_job),
+        # deadlines are set to the minute; expiring within a quarter of an hour is close enough
+        Job("contract-deadlines", timedelta(minutes=15), contract_deadlines_job),
+    ]
     if services.custody is not None:
         # well inside the CRL's validity so relying parties never see it lapse
         jobs.append(Job("crl-refresh", timedelta(hours=1), refresh_crls_job))

@@ -2,6 +2,7 @@
 
 from appliance.models.audit import AuditChainHead, AuditEvent
 from appliance.models.base import Base
+from appliance.models.code import TotpEnrolment, VerificationCode
 from appliance.models.contract import Contract, DocumentVersion, Party, SignatureField
 from appliance.models.enums import (
     CertificateKind,
@@ -15,10 +16,12 @@ from appliance.models.enums import (
     Routing,
     UserSource,
 )
+from appliance.models.evidence import EvidenceEvent
+from appliance.models.idempotency import IdempotentResult
 from appliance.models.job import JobRun
 from appliance.models.notify import MailStatus, Notification
 from appliance.models.org import Organisation
-from appliance.models.pki import Certificate, Crl, HsmKey, Seal
+from appliance.models.pki import Certificate, CertificateConsent, Crl, HsmKey, Seal
 from appliance.models.request_counter import RequestCounter
 from appliance.models.user import ApiToken, LoginThrottle, User, UserRole, UserSession
 
@@ -28,13 +31,16 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Certificate",
+    "CertificateConsent",
     "CertificateKind",
     "CertificateStatus",
     "Contract",
     "ContractState",
     "Crl",
     "DocumentVersion",
+    "EvidenceEvent",
     "HsmKey",
+    "IdempotentResult",
     "JobRun",
     "KeyPurpose",
     "LoginThrottle",
@@ -50,8 +56,10 @@ __all__ = [
     "Routing",
     "Seal",
     "SignatureField",
+    "TotpEnrolment",
     "User",
     "UserRole",
     "UserSession",
     "UserSource",
+    "VerificationCode",
 ]

@@ -27,6 +27,16 @@ class Contract(Base):
     state_changed_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     archived_at: Mapped[datetime | None]
+    closing_reason: Mapped[str | None] = mapped_column(Text)
+    """Why it was withdrawn or ended (a rejection's reason is on the rejecting party)."""
+    voids_contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
+    """Set on a voiding agreement: the completed contract it voids once all its parties sign."""
+    last_reminder_at: Mapped[datetime | None]
+    completion_sha256: Mapped[str | None] = mapped_column(String(64))
+    """The signed certificate of completion in the blob store, once completed."""
+    evidence_last_seq: Mapped[int] = mapped_column(default=0)
+    evidence_last_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
+    """Head of this contract's evidence chain, on the row every change locks anyway."""
 
     parties: Mapped[list[Party]] = relationship(
         back_populates="contract", order_by="Party.routing_order", cascade="all, delete-orphan"
@@ -51,6 +61,8 @@ class Party(Base):
     certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
     reason: Mapped[str | None] = mapped_column(Text)
     """Rejection reason given by the party."""
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    """Who or what signs, as shown when it was added (the person's or the seal's name)."""
 
     contract: Mapped[Contract] = relationship(back_populates="parties")
     fields: Mapped[list[SignatureField]] = relationship(cascade="all, delete-orphan")
@@ -81,6 +93,8 @@ class DocumentVersion(Base):
     """Name of the blob in the content-addressed store."""
     size: Mapped[int]
     filename: Mapped[str] = mapped_column(String(255))
+    page_sizes: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of [width, height] in points per page, for placing fields."""
     produced_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"))
     created_at: Mapped[datetime]

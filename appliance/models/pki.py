@@ -89,3 +89,21 @@ class Seal(Base):
     requires_approval: Mapped[bool] = mapped_column(default=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
+
+
+class CertificateConsent(Base):
+    """A holder's (or org admin's) acceptance of the certificate agreement before issuance."""
+
+    __tablename__ = "certificate_consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    """Who consented: the holder, or the org admin for an organisation's certificate."""
+    agreement_version: Mapped[str] = mapped_column(String(50))
+    agreement_sha256: Mapped[str] = mapped_column(String(64))
+    """sha256 of the agreement text shown, in the language it was shown in."""
+    locale: Mapped[str] = mapped_column(String(20))
+    consented_at: Mapped[datetime]
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))

@@ -50,10 +50,96 @@ _TEXTS: dict[str, dict[str, _Texts]] = {
             "{name}，您好：\n\n{admin} 已解除您账号的登录限制，您现在可以重新登录。",
         ),
     },
+    "contract_to_sign": {
+        "en": _Texts(
+            "Please sign: {title}",
+            'Hello {name},\n\n{initiator} asks you to sign "{title}"{deadline_text}.\n\n'
+            "{note}Open it here: {link}",
+        ),
+        CHINESE: _Texts(
+            "请签署：{title}",
+            "{name}，您好：\n\n{initiator} 请您签署《{title}》{deadline_text}。\n\n{note}请在此打开：{link}",
+        ),
+    },
+    "contract_completed": {
+        "en": _Texts(
+            "Signed by everyone: {title}",
+            'Hello {name},\n\nEvery party has signed "{title}". The signed document and its '
+            "certificate of completion are here: {link}",
+        ),
+        CHINESE: _Texts(
+            "各方已签署完成：{title}",
+            "{name}，您好：\n\n《{title}》已由各方签署完成。已签署的文件和签署完成证明请在此查看：{link}",
+        ),
+    },
+    "contract_rejected": {
+        "en": _Texts(
+            "Rejected: {title}",
+            'Hello {name},\n\n{actor} rejected "{title}". Reason: {reason}\n\nDetails: {link}',
+        ),
+        CHINESE: _Texts(
+            "已拒签：{title}",
+            "{name}，您好：\n\n{actor} 拒绝签署《{title}》。原因：{reason}\n\n详情：{link}",
+        ),
+    },
+    "contract_withdrawn": {
+        "en": _Texts(
+            "Withdrawn: {title}",
+            'Hello {name},\n\n{actor} withdrew "{title}"; it no longer needs your signature. '
+            "Reason: {reason}\n\nDetails: {link}",
+        ),
+        CHINESE: _Texts(
+            "已撤回：{title}",
+            "{name}，您好：\n\n{actor} 撤回了《{title}》，无需您再签署。原因：{reason}\n\n详情：{link}",
+        ),
+    },
+    "contract_expired": {
+        "en": _Texts(
+            "Expired unsigned: {title}",
+            'Hello {name},\n\nThe deadline of "{title}" passed before every party signed, so it '
+            "has expired.\n\nDetails: {link}",
+        ),
+        CHINESE: _Texts(
+            "已过期未签完：{title}",
+            "{name}，您好：\n\n《{title}》在截止时间前未由各方签署完成，已过期。\n\n详情：{link}",
+        ),
+    },
+    "contract_ended": {
+        "en": _Texts(
+            "Ended: {title}",
+            'Hello {name},\n\n{actor} ended "{title}". Reason: {reason}\n\nDetails: {link}',
+        ),
+        CHINESE: _Texts(
+            "已终止：{title}",
+            "{name}，您好：\n\n{actor} 终止了《{title}》。原因：{reason}\n\n详情：{link}",
+        ),
+    },
+    "contract_voided": {
+        "en": _Texts(
+            "Voided: {title}",
+            'Hello {name},\n\nEvery party signed the voiding agreement, so "{title}" is void.'
+            "\n\nDetails: {link}",
+        ),
+        CHINESE: _Texts(
+            "已作废：{title}",
+            "{name}，您好：\n\n各方已签署作废协议，《{title}》已作废。\n\n详情：{link}",
+        ),
+    },
+    "contract_reminder": {
+        "en": _Texts(
+            "Reminder, sign by {deadline}: {title}",
+            'Hello {name},\n\n"{title}" still needs your signature, and its deadline is '
+            "{deadline}.\n\nOpen it here: {link}",
+        ),
+        CHINESE: _Texts(
+            "提醒：请在 {deadline} 前签署《{title}》",
+            "{name}，您好：\n\n《{title}》仍需您签署，截止时间为 {deadline}。\n\n请在此打开：{link}",
+        ),
+    },
 }
 
 # facts stored as ISO 8601 text and shown as a time
-_TIMES: dict[str, tuple[str, ...]] = {"account_locked": ("until",)}
+_TIMES: dict[str, tuple[str, ...]] = {"account_locked": ("until",), "contract_reminder": ("deadline",)}
 
 _WHERE = {
     "en": {"account": "on your account", "address": "from the address {address}"},
@@ -72,6 +158,19 @@ def render_message(kind: str, params: dict[str, Any], locale: str | None) -> Mes
     values = dict(params)
     for key in _TIMES.get(kind, ()):
         values[key] = f"{datetime.fromisoformat(params[key]):%Y-%m-%d %H:%M} UTC"
+    if "deadline" in params and kind == "contract_to_sign":
+        values["deadline_text"] = _deadline_text(language, params["deadline"])
+    values.setdefault("deadline_text", "")
+    if "message" in params:
+        values["note"] = f"{params['message']}\n\n" if params["message"] else ""
+    values.setdefault("note", "")
     if "scope" in params:
         values["where"] = _WHERE[language][params["scope"]].format(address=params.get("address", ""))
     return Message(texts.subject.format(**values), texts.body.format(**values))
+
+
+def _deadline_text(language: str, deadline: str | None) -> str:
+    if not deadline:
+        return ""
+    when = f"{datetime.fromisoformat(deadline):%Y-%m-%d %H:%M} UTC"
+    return f"（截止 {when}）" if language == CHINESE else f" by {when}"

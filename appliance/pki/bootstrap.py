@@ -1,4 +1,5 @@
-"""`appliance pki init`: root CA, issuing CA and TSA certificate, each key in the HSM (idempotent)."""
+"""`appliance pki init`: root CA, issuing CA, TSA and appliance document certificate, each key in
+the HSM (idempotent)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from appliance.pki.ca import (
 )
 from appliance.pki.crl import publish_crl
 from appliance.pki.errors import PkiNotInitialised
-from appliance.pki.issue import issue_tsa_certificate
+from appliance.pki.issue import issue_appliance_certificate, issue_tsa_certificate
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class PkiSummary:
     root: Certificate
     issuing: Certificate
     tsa: Certificate
+    appliance: Certificate
+    """The appliance's own document-signing certificate (certificates of completion)."""
     created: tuple[str, ...]
-    """Which of "root", "issuing", "tsa" this call created (empty when all existed)."""
+    """Which of "root", "issuing", "tsa", "appliance" this call created (empty when all existed)."""
 
 
 def _years(start: datetime, years: int) -> datetime:
@@ -52,11 +55,12 @@ def _current(row: Certificate | None, now: datetime, issuer: Certificate | None 
 
 
 def init_pki(session: Session, ctx: PkiContext) -> PkiSummary:
-    """Create whatever is missing or expired of root CA, issuing CA and TSA certificate (idempotent).
+    """Create whatever is missing or expired of root CA, issuing CA, TSA and appliance certificate.
 
     An expired certificate is renewed with a new key; a renewed CA renews what it signs
     below it. Old certificates stay (active) so signatures they made still validate; the
-    newest one is used from now on. Also publishes the first CRLs. Flushes, never commits.
+    newest one is used from now on. Also publishes the first CRLs. Idempotent: a second run
+    creates nothing. Flushes, never commits.
     """
     created: list[str] = []
     now = ctx.now()
@@ -122,10 +126,15 @@ def init_pki(session: Session, ctx: PkiContext) -> PkiSummary:
         tsa = issue_tsa_certificate(session, ctx)
         created.append("tsa")
 
+    appliance = active_certificate(session, CertificateKind.APPLIANCE)
+    if appliance is None or not _current(appliance, now, issuing):
+        appliance = issue_appliance_certificate(session, ctx)
+        created.append("appliance")
+
     if created:
         publish_crl(session, ctx, CertificateKind.ROOT_CA)
         publish_crl(session, ctx, CertificateKind.ISSUING_CA)
-    return PkiSummary(root=root, issuing=issuing, tsa=tsa, created=tuple(created))
+    return PkiSummary(root=root, issuing=issuing, tsa=tsa, appliance=appliance, created=tuple(created))
 
 
 def export_pem(session: Session, directory: Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""Issuing end-entity certificates (people, organisations, the TSA) for keys generated in the HSM."""
+"""Issuing end-entity certificates for keys generated in the HSM: people, organisations, the TSA and
+the appliance itself."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from asn1crypto import keys, x509
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appliance.errors import InvalidInput
 from appliance.hsm import KeyRef
 from appliance.models.enums import CertificateKind, KeyPurpose
-from appliance.models.pki import Certificate
+from appliance.models.pki import Certificate, HsmKey
 from appliance.pki import certs
 from appliance.pki.ca import (
     CLOCK_SKEW,
     PkiContext,
+    active_certificate,
     ca_name,
     ca_url,
     crl_url,
@@ -24,6 +27,7 @@ from appliance.pki.ca import (
     load_material,
     store_certificate,
 )
+from appliance.pki.errors import PkiNotInitialised
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +166,64 @@ def issue_tsa_certificate(session: Session, ctx: PkiContext) -> Certificate:
     )
     log.info("issued the TSA certificate %s", row.subject)
     return row
+
+
+def issue_appliance_certificate(session: Session, ctx: PkiContext) -> Certificate:
+    """The appliance's own document key in the HSM, with a signing certificate from the issuing CA.
+
+    It signs what the appliance itself produces (certificates of completion), so its
+    certificate carries the same key usage and EKUs as a person's. Like the TSA's it runs to the end
+    of the CA chain and is renewed by `appliance pki init`, not by a holder's request.
+    Flushes, never commits.
+    :raises PkiNotInitialised: no issuing CA yet.
+    :raises CaNotUsable: the issuing CA (or the root) is expired, revoked or superseded.
+    """
+    now = ctx.now()
+    issuer = load_material(session, CertificateKind.ISSUING_CA, now)
+    key_row, _key = generate_recorded_key(session, ctx, KeyPurpose.APPLIANCE)
+    spki = keys.PublicKeyInfo.load(key_row.public_key_der)
+    template = certs.CertificateTemplate(
+        serial=ctx.new_serial(),
+        subject=ca_name(ctx, f"{ctx.config.pki.organisation} E-Signature Appliance"),
+        subject_key=spki,
+        not_before=now - CLOCK_SKEW,
+        not_after=issuer.valid_until,
+        extensions=certs.end_entity_extensions(
+            spki,
+            issuer_spki=issuer.certificate.public_key,
+            key_usage=SIGNING_KEY_USAGE,
+            # emailProtection too, as for people: poppler (NSS) checks document signers as
+            # e-mail signers and does not trust a signer whose EKU lacks it
+            extended_key_usage=SIGNING_EKU,
+            eku_critical=False,
+            email=None,
+            crl_url=crl_url(ctx.config),
+            ca_issuers_url=ca_url(ctx.config),
+        ),
+    )
+    cert = certs.issue_certificate_der(
+        ctx.custody, template, issuer_key=issuer.key, issuer_name=issuer.certificate.subject
+    )
+    row = store_certificate(
+        session, ctx, cert, kind=CertificateKind.APPLIANCE, issuer_id=issuer.row.id, key_row=key_row
+    )
+    log.info("issued the appliance document certificate %s", row.subject)
+    return row
+
+
+def appliance_key_label(session: Session) -> str:
+    """HSM label of the appliance's document key (of its newest active certificate).
+
+    For `appliance.signing.documents.resolve_signer`, which checks that the certificate may
+    sign now.
+    :raises PkiNotInitialised: the appliance has no active document certificate.
+    """
+    row = active_certificate(session, CertificateKind.APPLIANCE)
+    label = None
+    if row is not None and row.key_id is not None:
+        label = session.scalar(select(HsmKey.label).where(HsmKey.id == row.key_id))
+    if label is None:
+        raise PkiNotInitialised(
+            "the appliance has no document-signing key yet; run `appliance pki init` to create it"
+        )
+    return label

@@ -65,7 +65,9 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(inbox.bp)
-    app.register_blueprint(api.bp)
+    for blueprint in api.BLUEPRINTS:
+        app.register_blueprint(blueprint)
+        csrf.exempt(blueprint)
     app.register_blueprint(pki_bp)
     install_auth(app, services)
     csrf.exempt(health.bp)

@@ -24,13 +24,16 @@ from appliance.errors import (
     RateLimited,
     Unauthenticated,
     Unavailable,
+    Unprocessable,
 )
+from appliance.signing.normalise import UploadProblem
 from appliance.web.context import current_services
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=BaseResponse)
 
 STATUS_BY_ERROR: tuple[tuple[type[ApplianceError], int], ...] = (
+    (Unprocessable, 422),
     (InvalidInput, 400),
     (Unauthenticated, 401),
     (Forbidden, 403),
@@ -39,10 +42,15 @@ STATUS_BY_ERROR: tuple[tuple[type[ApplianceError], int], ...] = (
     (RateLimited, 429),
     (Unavailable, 503),
 )
+STATUS_BY_CODE: dict[str, int] = {UploadProblem.TOO_LARGE.value: 413}
+"""Codes whose status is more precise than their class's (an upload over the limit is an
+Unprocessable from the normaliser, but HTTP has 413 for it)."""
 RETRY_AFTER_SECONDS = "30"
 
 
 def status_for(error: ApplianceError) -> int:
+    if error.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[error.code]
     for error_type, status in STATUS_BY_ERROR:
         if isinstance(error, error_type):
             return status
@@ -55,8 +63,15 @@ def wants_problem_json() -> bool:
 
 def error_response(status: int, code: str, title: str, detail: str) -> Response:
     if wants_problem_json():
+        # `code` repeats the type's last part, so clients need not parse the URN
         response = jsonify(
-            {"type": f"urn:appliance:problem:{code}", "title": title, "status": status, "detail": detail}
+            {
+                "type": f"urn:appliance:problem:{code}",
+                "code": code,
+                "title": title,
+                "status": status,
+                "detail": detail,
+            }
         )
         response.mimetype = "application/problem+json"
     else:

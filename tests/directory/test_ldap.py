@@ -5,6 +5,7 @@ in test_behaviour.py."""
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import ssl
 import subprocess
@@ -34,6 +35,7 @@ from appliance.directory import (
 from tests.conftest import ConfigFactory
 from tests.fakes.clock import FakeClock
 from tests.fixtures.ldap import (
+    AD_SUFFIX,
     SERVICE_PASSWORD,
     UNUSUAL_PASSWORDS,
     Slapd,
@@ -135,6 +137,7 @@ def test_first_server_down_second_up(slapd: Slapd) -> None:
     directory = _directory(openldap_section(slapd, servers=[{"url": down}, {"url": slapd.url}]))
     try:
         assert _sign_in(directory, "alice", "alice-Secret-1").username == "alice"
+        assert [p.username for p in directory.search_people("Alice Liu")] == ["alice"]
         health = directory.health()
         assert [s.reachable for s in health.servers] == [False, True] and health.ok
     finally:
@@ -310,3 +313,102 @@ def test_ad_lockout_time(ad: LdapDirectory, slapd: Slapd) -> None:
     finally:
         for name in entries:
             slapd.ldap_cli("ldapdelete", f"cn={name},{base}\n", suffix="dc=corp,dc=example")
+
+
+# -- people searches: scope, size limit, AD's disabled flag, unreadable entries ---------------
+
+
+def _usernames(people: list[DirectoryPerson]) -> list[str]:
+    return [p.username for p in people]
+
+
+def test_search_keeps_to_the_person_filter_and_base_dn(openldap: LdapDirectory, slapd: Slapd) -> None:
+    assert _usernames(openldap.search_people("@example.org")) == ["alice", "bob", "carol", "dave"]
+    assert openldap.search_people("svc-esign") == []  # outside the base DN, and not a person
+    finance = _directory(openldap_section(slapd, user_base_dn="ou=Finance,ou=people,dc=example,dc=org"))
+    sales_filter = "(&(objectClass=inetOrgPerson)(departmentNumber=Sales)(uid={username}))"
+    sales = _directory(openldap_section(slapd, user_filter=sales_filter))
+    try:
+        assert _usernames(finance.search_people("@example.org")) == ["alice", "dave"]
+        assert _usernames(sales.search_people("@example.org")) == ["bob", "carol"]
+    finally:
+        finance.close()
+        sales.close()
+
+
+@pytest.fixture
+def add_entries(slapd: Slapd) -> Iterator[Callable[[str, str], None]]:
+    """Adds LDIF entries to the running tree for one test, and deletes them after it."""
+    added: list[tuple[str, str]] = []
+
+    def add(ldif: str, suffix: str) -> None:
+        slapd.ldap_cli("ldapadd", ldif, suffix=suffix)
+        added.extend((line[4:], suffix) for line in ldif.splitlines() if line.startswith("dn: "))
+
+    yield add
+    for dn, suffix in reversed(added):
+        slapd.ldap_cli("ldapdelete", f"{dn}\n", suffix=suffix)
+
+
+def _search_results(slapd: Slapd, since: int) -> list[tuple[int, int]]:
+    """(result code, entries sent) of each search slapd answered after log offset `since`."""
+    with slapd.log.open("rb") as log:
+        log.seek(since)
+        text = log.read().decode("utf-8", errors="replace")
+    return [
+        (int(code), int(count))
+        for code, count in re.findall(r"SEARCH RESULT tag=101 err=(\d+) .*?nentries=(\d+)", text)
+    ]
+
+
+def test_a_broad_search_reads_at_most_a_hundred_entries(
+    openldap: LdapDirectory, slapd: Slapd, add_entries: Callable[[str, str], None]
+) -> None:
+    add_entries(
+        "".join(
+            f"dn: uid=bulk-{n:03},ou=Sales,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\n"
+            f"uid: bulk-{n:03}\ncn: Bulk {n:03}\nsn: Bulk\n\n"
+            for n in range(150, 30, -1)  # 120 people, added in reverse order of their names
+        ),
+        "dc=example,dc=org",
+    )
+    since = slapd.log_size()
+    people = openldap.search_people("bulk", limit=50)
+    # slapd stopped at the size limit (result 4, sizeLimitExceeded): what came back is used
+    assert (4, 100) in _search_results(slapd, since)
+    assert len(people) == 50
+    names = [p.display_name for p in people]
+    assert names == sorted(names) and all(name.startswith("Bulk ") for name in names)
+    assert len({p.directory_id for p in people}) == 50
+
+
+def test_ad_disabled_accounts_are_left_out_by_the_server(
+    ad: LdapDirectory, add_entries: Callable[[str, str], None]
+) -> None:
+    # more disabled matches than one search reads, added before the one enabled match: were
+    # they only dropped after reading, the size limit would leave nobody to return
+    entries = [(f"gone-{n:03}", 514 if n % 2 else 66050) for n in range(101)] + [("gone-keeper", 512)]
+    add_entries(
+        "".join(
+            f"dn: cn={name},ou=Staff,{AD_SUFFIX}\nobjectClass: inetOrgPerson\nobjectClass: user\n"
+            f"cn: {name}\nsn: Gone\nsAMAccountName: {name}\nuserAccountControl: {uac}\n"
+            f"objectGUID:: {base64.b64encode(uuid.uuid5(uuid.NAMESPACE_DNS, name).bytes_le).decode()}\n\n"
+            for name, uac in entries
+        ),
+        AD_SUFFIX,
+    )
+    assert _usernames(ad.search_people("gone-")) == ["gone-keeper"]
+
+
+def test_ad_entry_without_an_object_guid_is_left_out_of_searches(
+    ad: LdapDirectory, add_entries: Callable[[str, str], None]
+) -> None:
+    add_entries(
+        f"dn: cn=No Guid,ou=Staff,{AD_SUFFIX}\nobjectClass: inetOrgPerson\nobjectClass: user\n"
+        "cn: No Guid\nsn: Guid\nsAMAccountName: noguid\ndisplayName: Wang Noguid\nuserAccountControl: 512\n",
+        AD_SUFFIX,
+    )
+    with pytest.raises(DirectoryUnavailable, match="cannot read"):
+        ad.lookup("noguid")  # a single person: refused as unreadable
+    # a search that also matches it still answers, with everyone else it matches
+    assert _usernames(ad.search_people("wang")) == ["wfang"]

@@ -1,8 +1,9 @@
 """An in-memory `Directory`; stands in for `LdapDirectory` over slapd.
 
-People, nested groups, account states (disabled, expired, locked), wrong passwords and an
-outage (`available = False`), with the same refusals, reasons and bind costs as the LDAP
-implementation. tests/directory/test_behaviour.py runs the same test bodies against both.
+People, nested groups, account states (disabled, expired, locked), wrong passwords, people
+searches and an outage (`available = False`), with the same refusals, reasons, bind costs and
+search rules as the LDAP implementation. tests/behaviour/test_directory.py runs the same test
+bodies against both.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from appliance.directory import (
     ServerHealth,
     normalize_dn,
 )
-from appliance.directory.api import is_text
+from appliance.directory.api import check_search, is_text, search_order
 from appliance.directory.mapping import RoleMap
 from appliance.errors import InvalidInput
 
@@ -45,6 +46,8 @@ class FakePerson:
     display_name: str
     username: str = ""
     """The directory's own login name; the first of `login_names` when empty."""
+    cn: str | None = None
+    """The entry's cn, searched too, when it is not the display name."""
     email: str | None = None
     phone: str | None = None
     department: str | None = None
@@ -63,7 +66,6 @@ class FakeGroup:
 def _fold(name: str) -> str:
     """How the directory matches login names: compatibility forms, case and spacing ignored."""
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-
 
 
 class FakeDirectory:
@@ -149,6 +151,24 @@ class FakeDirectory:
                 frontier.extend(normalize_dn(member) for member in self._groups[dn].members)
         return sorted(people.values(), key=lambda p: p.username)
 
+    def search_people(self, query: str, *, limit: int = 20) -> list[DirectoryPerson]:
+        text = _fold(check_search(query, limit))
+        self._answer()
+        found = [
+            p
+            for p in self._people.values()
+            if p.status is not AccountStatus.DISABLED
+            and any(
+                text in _fold(value) for value in (*p.login_names, p.display_name, p.cn or "", p.email or "")
+            )
+        ]
+        found.sort(key=lambda p: search_order(p.display_name, self._username(p)))
+        return [self._person(p, "") for p in found[:limit]]
+
+    def add_people(self, people: Iterable[FakePerson]) -> None:
+        """People who join after the directory was made, as an administrator's ldapadd does."""
+        self._people.update((normalize_dn(p.dn), p) for p in people)
+
     def health(self) -> DirectoryHealth:
         detail = "ok" if self.available else "unreachable"
         return DirectoryHealth((ServerHealth("fake", self.available, detail),))
@@ -182,6 +202,10 @@ class FakeDirectory:
         folded = _fold(username)
         return [p for p in self._people.values() if folded in {_fold(n) for n in p.login_names}]
 
+    @staticmethod
+    def _username(person: FakePerson) -> str:
+        return person.username or person.login_names[0]
+
     def _groups_of(self, dn: str) -> frozenset[str]:
         found: set[str] = set()
         frontier = {normalize_dn(dn)}
@@ -196,7 +220,7 @@ class FakeDirectory:
         return frozenset(found)
 
     def _person(self, person: FakePerson, typed_username: str) -> DirectoryPerson:
-        username = person.username or person.login_names[0] or typed_username
+        username = self._username(person) or typed_username
         groups = self._groups_of(person.dn)
         return DirectoryPerson(
             dn=person.dn,

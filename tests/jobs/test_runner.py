@@ -116,20 +116,26 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
     assert listing.returncode == 0, listing.stderr
     assert [line.split()[0] for line in listing.stdout.splitlines()] == [
         "login-throttle-purge",
+        "contract-deadlines",
         "crl-refresh",
     ]
     first = subprocess.run([*command, "run-due", "--force"], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "crl-refresh: done - CRL " in first.stdout
     assert "login-throttle-purge: done - purged 0 expired login counters" in first.stdout
+    assert "contract-deadlines: done - expired 0, reminded 0, purged 0 idempotent answers" in first.stdout
     again = subprocess.run([*command, "run-due"], capture_output=True, text=True, timeout=120)
-    assert again.stdout.strip().splitlines() == ["login-throttle-purge: not_due", "crl-refresh: not_due"]
+    assert again.stdout.strip().splitlines() == [
+        "login-throttle-purge: not_due",
+        "contract-deadlines: not_due",
+        "crl-refresh: not_due",
+    ]
     unknown = subprocess.run(
         [*command, "run-due", "--job", "nope"], capture_output=True, text=True, timeout=120
     )
     assert unknown.returncode == 2
-    assert "unknown job nope; jobs: login-throttle-purge, crl-refresh" in unknown.stderr
+    assert "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh" in unknown.stderr
 
 
-def test_only_the_purge_job_without_hsm_or_directory(services: Services) -> None:
-    assert [job.name for job in default_jobs(services)] == ["login-throttle-purge"]
+def test_only_the_purge_and_deadline_jobs_without_hsm_or_directory(services: Services) -> None:
+    assert [job.name for job in default_jobs(services)] == ["login-throttle-purge", "contract-deadlines"]

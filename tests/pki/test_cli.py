@@ -50,7 +50,7 @@ def test_status_list_keys_and_pki_init(pki_env: PkiEnv, tmp_path: Path) -> None:
     assert keys.exit_code == 0 and pki_env.person.key.label in keys.output and "pkcs11:token=" in keys.output
     init = run("--config", config, "pki", "init", "--export-dir", str(tmp_path / "pem"))
     assert init.exit_code == 0, init.output
-    assert init.output.count("exists") == 3
+    assert init.output.count("exists") == 4
     assert {p.name for p in (tmp_path / "pem").iterdir()} == {
         "root.pem",
         "issuing.pem",
@@ -109,7 +109,7 @@ def test_init_token_then_pki_init_in_a_fresh_process(softhsm: SoftHsm, tmp_path:
     assert second.returncode == 0 and "already exists" in second.stdout
     assert call("migrate").returncode == 0
     init = call("pki", "init")
-    assert init.returncode == 0 and init.stdout.count("created") == 3, init.stdout + init.stderr
+    assert init.returncode == 0 and init.stdout.count("created") == 4, init.stdout + init.stderr
     again = call("pki", "init")
-    assert again.returncode == 0 and again.stdout.count("exists") == 3
+    assert again.returncode == 0 and again.stdout.count("exists") == 4
     assert softhsm.pin not in first.stdout + first.stderr + init.stdout + init.stderr

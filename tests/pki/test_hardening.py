@@ -263,7 +263,7 @@ def test_pki_init_renews_an_expired_issuing_ca(pki_env: PkiEnv) -> None:
     later = at(pki_env, issuing.not_valid_after_utc + timedelta(days=1))
     with pki_env.services.sessions() as session:
         summary = init_pki(session, later)
-        assert summary.created == ("issuing", "tsa")
+        assert summary.created == ("issuing", "tsa", "appliance")
         assert summary.issuing.not_after > later.now() and summary.tsa.issuer_id == summary.issuing.id
         # the renewed CA issues again, the old one stays for validating what it signed
         issue_certificate(session, later, kind=CertificateKind.PERSON, subject=SubjectInfo("After Renewal"))

@@ -23,8 +23,8 @@ from appliance.models.pki import Certificate, Crl, HsmKey
 from appliance.pki.bootstrap import export_pem, init_pki
 from appliance.pki.certs import SubjectInfo
 from appliance.pki.crl import current_crl, refresh_crl
-from appliance.pki.errors import CertificateNotUsable
-from appliance.pki.issue import issue_certificate
+from appliance.pki.errors import CertificateNotUsable, PkiNotInitialised
+from appliance.pki.issue import appliance_key_label, issue_certificate
 from appliance.pki.revoke import check_certificate_usable, revoke_certificate
 from appliance.pki.tsa import InternalTimeStamper, RejectionResponse, load_tsa
 from appliance.web import create_app
@@ -62,8 +62,12 @@ def test_pki_init_is_idempotent(pki_env: PkiEnv) -> None:
             session.scalar(select(func.count(Certificate.id))),
             session.scalar(select(func.count(HsmKey.id))),
         )
+        appliance_before = session.scalars(
+            select(Certificate.id).where(Certificate.kind == CertificateKind.APPLIANCE)
+        ).all()
         summary = init_pki(session, pki_env.context())
     assert summary.created == ()
+    assert [summary.appliance.id] == appliance_before
     with transaction(sessions) as session:
         assert (
             session.scalar(select(func.count(Certificate.id))),
@@ -77,7 +81,7 @@ def test_ca_keys_are_in_the_hsm_and_recorded(pki_env: PkiEnv) -> None:
     in_token = {key.key_id_hex for key in custody.list_keys()}
     with transaction(pki_env.services.sessions) as session:
         recorded = session.scalars(select(HsmKey)).all()
-    assert {row.purpose.value for row in recorded} >= {"root_ca", "issuing_ca", "tsa", "person"}
+    assert {row.purpose.value for row in recorded} >= {"root_ca", "issuing_ca", "tsa", "appliance", "person"}
     assert all(row.key_id in in_token for row in recorded)
 
 
@@ -146,6 +150,48 @@ def test_tsa_certificate_has_only_critical_time_stamping(pki_env: PkiEnv) -> Non
     cert = x509.load_der_x509_certificate(pki_env.tsa.dump())
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+
+
+def test_appliance_certificate_signs_documents_with_its_key_in_the_hsm(pki_env: PkiEnv) -> None:
+    with transaction(pki_env.services.sessions) as session:
+        row = session.scalars(select(Certificate).where(Certificate.kind == CertificateKind.APPLIANCE)).one()
+        key_row = session.get(HsmKey, row.key_id)
+        label = appliance_key_label(session)
+    assert key_row is not None and key_row.purpose.value == "appliance" and label == key_row.label
+    assert key_row.key_id in {key.key_id_hex for key in pki_env.services.custody.list_keys()}
+    cert = x509.load_der_x509_certificate(row.der)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+        "Example Corp E-Signature Appliance"
+    )
+    ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert ku.critical and ku.value.digital_signature and ku.value.content_commitment
+    assert not (ku.value.key_cert_sign or ku.value.crl_sign or ku.value.key_encipherment)
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert not eku.critical and list(eku.value) == [
+        x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36"),
+        ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    ]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    cert.verify_directly_issued_by(x509.load_der_x509_certificate(pki_env.issuing.dump()))
+
+
+def test_pki_init_replaces_a_revoked_appliance_certificate(pki_env: PkiEnv) -> None:
+    ctx = pki_env.context()
+    with pki_env.services.sessions() as session:
+        old = session.scalars(select(Certificate).where(Certificate.kind == CertificateKind.APPLIANCE)).one()
+        revoke_certificate(session, ctx, old.id, RevocationReason.KEY_COMPROMISE)
+        with pytest.raises(PkiNotInitialised, match="pki init"):
+            appliance_key_label(session)
+
+        summary = init_pki(session, ctx)
+
+        assert summary.created == ("appliance",)
+        assert summary.appliance.id != old.id and summary.appliance.issuer_id == summary.issuing.id
+        new_key = session.get(HsmKey, summary.appliance.key_id)
+        assert new_key is not None and appliance_key_label(session) == new_key.label
+        assert new_key.id != old.key_id
+        # the session-wide environment keeps its first appliance certificate
+        session.rollback()
 
 
 def test_subject_data_is_checked(pki_env: PkiEnv) -> None:

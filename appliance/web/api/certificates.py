@@ -1,0 +1,89 @@
+"""/api/v1/certificates and /api/v1/seals: the certificate agreement, your personal
+certificate, and organisation seals with their certificates (org admins)."""
+
+from __future__ import annotations
+
+from appliance.web.api.models import (
+    AgreementOut,
+    AgreementQuery,
+    CertificateOut,
+    ConsentIn,
+    MyCertificateOut,
+    NewSealIn,
+    SealOut,
+    agreement_out,
+    certificate_out,
+)
+from appliance.web.api.spec import responses, spec
+from appliance.web.api.transport import ID, api_blueprint, api_principal
+from appliance.web.auth.principal import client_info
+from appliance.web.context import current_services
+from appliance.workflow.certificates import (
+    Consent,
+    apply_personal_certificate,
+    apply_seal_certificate,
+    certificate_agreement,
+    create_seal,
+    my_certificate,
+)
+
+bp = api_blueprint("certificates_api", __name__)
+
+
+@bp.get("/certificates/agreement")
+@spec.validate(resp=responses(200, AgreementOut), tags=["certificates"], operation_id="certificate_agreement")
+def agreement(query: AgreementQuery) -> AgreementOut:
+    """The certificate agreement to show before applying for a certificate
+
+    English unless `locale` is zh_Hans_CN. Send its version and sha256 back as your consent.
+    """
+    return agreement_out(certificate_agreement(query.locale))
+
+
+@bp.get("/certificates/mine")
+@spec.validate(resp=responses(200, MyCertificateOut), tags=["certificates"], operation_id="my_certificate")
+def mine() -> MyCertificateOut:
+    """Your usable personal certificate, or null"""
+    view = my_certificate(current_services().workflow, api_principal())
+    return MyCertificateOut(certificate=certificate_out(view) if view is not None else None)
+
+
+@bp.post("/certificates/mine")
+@spec.validate(
+    resp=responses(201, CertificateOut, 409), tags=["certificates"], operation_id="apply_personal_certificate"
+)
+def apply_mine(json: ConsentIn) -> tuple[CertificateOut, int]:
+    """Apply for your personal signing certificate, accepting the agreement
+
+    The key is generated in the HSM and the certificate issued at once.
+    """
+    view = apply_personal_certificate(
+        current_services().workflow, api_principal(), client_info(), _consent(json)
+    )
+    return certificate_out(view), 201
+
+
+@bp.post("/seals")
+@spec.validate(resp=responses(201, SealOut), tags=["seals"], operation_id="create_seal")
+def new_seal(json: NewSealIn) -> tuple[SealOut, int]:
+    """Create a seal of your organisation (org admins), without a certificate yet"""
+    seal_id = create_seal(current_services().workflow, api_principal(), client_info(), json.name)
+    return SealOut(id=seal_id), 201
+
+
+@bp.post(f"/seals/<{ID}:seal_id>/certificate")
+@spec.validate(
+    resp=responses(201, CertificateOut, 404, 409), tags=["seals"], operation_id="apply_seal_certificate"
+)
+def apply_seal(seal_id: int, json: ConsentIn) -> tuple[CertificateOut, int]:
+    """Apply for a seal's certificate (org admins of its organisation), accepting the agreement"""
+    view = apply_seal_certificate(
+        current_services().workflow, api_principal(), client_info(), seal_id, _consent(json)
+    )
+    return certificate_out(view), 201
+
+
+def _consent(body: ConsentIn) -> Consent:
+    return Consent(
+        agreement_version=body.agreement_version, agreement_sha256=body.agreement_sha256, locale=body.locale
+    )

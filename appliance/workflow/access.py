@@ -1,0 +1,78 @@
+"""Who may see and act on a contract.
+
+A contract is visible to its initiator, its parties (a person party's signer; for a seal,
+the seal keepers of the seal's organisation), the org admins and auditors of the
+contract's organisation (read only), and nobody else: to anyone else its id answers 404,
+exactly like an id that does not exist, so ids cannot be probed. Archived contracts are
+the archive admins' alone (DESIGN.md section 3, retention).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy.orm import Session
+
+from appliance.errors import Forbidden, NotFound
+from appliance.models import Contract, Party, PartyKind, Role, Seal, User
+from appliance.workflow.store import CONTRACT_NOT_FOUND
+
+READERS = frozenset({Role.ORG_ADMIN, Role.AUDITOR})
+"""Roles that read (never sign or change) every contract of their own organisation."""
+
+
+def active_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or not user.active or user.anonymised_at is not None:
+        raise Forbidden("Your account cannot use contracts; ask your administrator.")
+    return user
+
+
+def visible_clause(user: User) -> ColumnElement[bool]:
+    """SQL condition: the contract is visible to `user`."""
+    roles = user.role_set()
+    keeps_seals = Role.SEAL_KEEPER in roles and user.organisation_id is not None
+    as_party = exists().where(
+        Party.contract_id == Contract.id,
+        or_(
+            and_(Party.kind == PartyKind.PERSON, Party.user_id == user.id),
+            and_(
+                Party.kind == PartyKind.SEAL,
+                Party.seal_id.in_(select(Seal.id).where(Seal.organisation_id == user.organisation_id)),
+            )
+            if keeps_seals
+            else false(),
+        ),
+    )
+    clauses: list[ColumnElement[bool]] = [Contract.initiator_id == user.id, as_party]
+    if roles & READERS and user.organisation_id is not None:
+        clauses.append(Contract.organisation_id == user.organisation_id)
+    visible = or_(*clauses)
+    if Role.ARCHIVE_ADMIN in roles:
+        return or_(visible, Contract.archived_at.is_not(None))
+    return and_(visible, Contract.archived_at.is_(None))
+
+
+def load_visible(session: Session, user: User, contract_id: int, *, lock: bool = False) -> Contract:
+    """The contract if `user` may see it; NotFound otherwise (same as a missing id)."""
+    query = select(Contract).where(Contract.id == contract_id, visible_clause(user))
+    if lock:
+        query = query.with_for_update(of=Contract)
+    contract = session.scalars(query).one_or_none()
+    if contract is None:
+        raise NotFound(CONTRACT_NOT_FOUND)
+    return contract
+
+
+def may_act_for(session: Session, user: User, party: Party) -> bool:
+    """Whether `user` signs (or rejects) for `party`."""
+    if party.kind is PartyKind.PERSON:
+        return party.user_id == user.id
+    if Role.SEAL_KEEPER not in user.role_set() or party.seal_id is None:
+        return False
+    seal = session.get(Seal, party.seal_id)
+    return seal is not None and seal.organisation_id == user.organisation_id
+
+
+def require_initiator(user: User, contract: Contract) -> None:
+    if contract.initiator_id != user.id:
+        raise Forbidden("Only the person who started this contract can do that.")

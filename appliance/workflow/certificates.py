@@ -1,0 +1,286 @@
+"""Signing certificates on demand: the agreement, recorded consent, a key made in the HSM.
+
+A person without a usable personal certificate is offered one when it is their turn; an
+organisation's seal gets its certificate from the organisation's admin. Either way the
+agreement text is shown first and the consent recorded (version, sha256 of the exact text
+shown, time, address) in the transaction that issues the certificate. Renewal and
+revocation with consent are separate commands; nothing here renews by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from io import BytesIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.audit import AuditRecord, append_event
+from appliance.auth.records import ClientInfo, Principal
+from appliance.db import transaction
+from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appliance.models import (
+    Certificate,
+    CertificateConsent,
+    CertificateKind,
+    CertificateStatus,
+    HsmKey,
+    Organisation,
+    Role,
+    Seal,
+    User,
+)
+from appliance.pki import certs
+from appliance.pki.ca import make_context
+from appliance.pki.errors import CertificateNotUsable
+from appliance.pki.issue import issue_certificate
+from appliance.pki.revoke import check_certificate_usable
+from appliance.signing.appearance import load_image
+from appliance.workflow.access import active_user
+from appliance.workflow.agreement import AGREEMENT_VERSION, agreement_text
+from appliance.workflow.context import WorkflowContext
+from appliance.workflow.errors import CertificateRequired
+
+
+@dataclass(frozen=True)
+class Agreement:
+    version: str
+    locale: str
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What the person accepted: the version and sha256 of the text they were shown."""
+
+    agreement_version: str
+    agreement_sha256: str
+    locale: str
+
+
+@dataclass(frozen=True)
+class CertificateView:
+    id: int
+    kind: CertificateKind
+    subject: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    status: CertificateStatus
+    sha256_fingerprint: str
+
+
+def certificate_agreement(locale: str | None) -> Agreement:
+    text, used_locale = agreement_text(locale)
+    return Agreement(AGREEMENT_VERSION, used_locale, text, hashlib.sha256(text.encode()).hexdigest())
+
+
+def my_certificate(ctx: WorkflowContext, principal: Principal) -> CertificateView | None:
+    """The person's usable personal certificate, if they have one."""
+    with ctx.sessions() as session:
+        row = usable_personal_certificate(session, principal.user_id, ctx.clock.now())
+        return _view(row) if row else None
+
+
+def apply_personal_certificate(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, consent: Consent
+) -> CertificateView:
+    now = ctx.clock.now()
+    _check_consent(consent)
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        if usable_personal_certificate(session, user.id, now) is not None:
+            raise Conflict("You already have a valid personal certificate.")
+        organisation = session.get(Organisation, user.organisation_id) if user.organisation_id else None
+        subject = certs.SubjectInfo(
+            common_name=user.display_name[:64],
+            organisation=organisation.name[:64] if organisation else ctx.config.pki.organisation[:64],
+            email=user.email if user.email and user.email.isascii() else None,
+            country=ctx.config.pki.country,
+        )
+        issued = issue_certificate(
+            session,
+            make_context(ctx.signing.custody, ctx.config, ctx.clock),
+            kind=CertificateKind.PERSON,
+            subject=subject,
+            user_id=user.id,
+            consent_at=now,
+            consent_agreement_version=consent.agreement_version,
+        )
+        _record_consent(session, issued.row, user, consent, client, now)
+        return _view(issued.row)
+
+
+def create_seal(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, name: str, image_png: bytes | None = None
+) -> int:
+    """A new seal of the org admin's organisation (no certificate yet); returns its id."""
+    now = ctx.clock.now()
+    name = name.strip()
+    if not name or len(name) > 64 or not name.isprintable():
+        raise InvalidInput("The seal's name must be 1 to 64 characters of text.")
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        if Role.ORG_ADMIN not in user.role_set() or user.organisation_id is None:
+            raise Forbidden("Only an organisation's admin can create its seals.")
+        image_sha256 = None
+        if image_png is not None:
+            load_image(image_png)  # refuses what is not a sane PNG before it is stored
+            image_sha256 = ctx.blobs.put(BytesIO(image_png))
+        seal = Seal(
+            organisation_id=user.organisation_id,
+            name=name,
+            image_sha256=image_sha256,
+            requires_approval=False,
+            active=True,
+            created_at=now,
+        )
+        session.add(seal)
+        session.flush()
+        _log(session, "seal.created", user, client, now, "seal", seal.id, {"name": name})
+        return seal.id
+
+
+def apply_seal_certificate(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, consent: Consent
+) -> CertificateView:
+    now = ctx.clock.now()
+    _check_consent(consent)
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        seal = session.get(Seal, seal_id)
+        if seal is None or seal.organisation_id != user.organisation_id:
+            raise NotFound("There is no seal of your organisation with that id.")
+        if Role.ORG_ADMIN not in user.role_set():
+            raise Forbidden("Only the organisation's admin applies for its seal certificate.")
+        current = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
+        if current is not None and _usable(session, current, now):
+            raise Conflict("This seal already has a valid certificate.")
+        organisation = session.get(Organisation, seal.organisation_id)
+        org_name = (organisation.name if organisation else seal.name)[:64]
+        issued = issue_certificate(
+            session,
+            make_context(ctx.signing.custody, ctx.config, ctx.clock),
+            kind=CertificateKind.ORGANISATION,
+            subject=certs.SubjectInfo(
+                common_name=seal.name[:64], organisation=org_name, country=ctx.config.pki.country
+            ),
+            organisation_id=seal.organisation_id,
+            consent_at=now,
+            consent_agreement_version=consent.agreement_version,
+        )
+        seal.certificate_id = issued.row.id
+        _record_consent(session, issued.row, user, consent, client, now)
+        return _view(issued.row)
+
+
+def usable_personal_certificate(session: Session, user_id: int, now: datetime) -> Certificate | None:
+    rows = session.scalars(
+        select(Certificate)
+        .where(
+            Certificate.user_id == user_id,
+            Certificate.kind == CertificateKind.PERSON,
+            Certificate.status == CertificateStatus.ACTIVE,
+        )
+        .order_by(Certificate.not_after.desc())
+    )
+    return next((row for row in rows if _usable(session, row, now)), None)
+
+
+def signing_key_label(session: Session, certificate: Certificate | None, now: datetime, *, seal: bool) -> str:
+    """The HSM key label of a usable certificate, or CertificateRequired saying who must apply."""
+    if certificate is None or not _usable(session, certificate, now) or certificate.key_id is None:
+        if seal:
+            raise CertificateRequired(
+                "This seal has no valid certificate; its organisation's admin must apply for one."
+            )
+        raise CertificateRequired("You need a valid personal certificate to sign; apply for one first.")
+    key = session.get(HsmKey, certificate.key_id)
+    assert key is not None  # certificates.key_id is a foreign key
+    return key.label
+
+
+def _usable(session: Session, row: Certificate, now: datetime) -> bool:
+    try:
+        check_certificate_usable(session, row.id, now)
+    except CertificateNotUsable:
+        return False
+    return True
+
+
+def _check_consent(consent: Consent) -> None:
+    agreement = certificate_agreement(consent.locale)
+    if consent.agreement_version != agreement.version or consent.agreement_sha256 != agreement.sha256:
+        raise Conflict(
+            "The certificate agreement you accepted is not the current one; read it again and accept it."
+        )
+
+
+def _record_consent(
+    session: Session, row: Certificate, user: User, consent: Consent, client: ClientInfo, now: datetime
+) -> None:
+    session.add(
+        CertificateConsent(
+            certificate_id=row.id,
+            user_id=user.id,
+            agreement_version=consent.agreement_version,
+            agreement_sha256=consent.agreement_sha256,
+            locale=consent.locale,
+            consented_at=now,
+            client_address=client.address,
+            user_agent=(client.user_agent or "")[:400] or None,
+        )
+    )
+    session.flush()
+    _log(
+        session,
+        "certificate.issued",
+        user,
+        client,
+        now,
+        "certificate",
+        row.id,
+        {"kind": row.kind.value, "serial": row.serial, "agreement": consent.agreement_version},
+    )
+
+
+def _log(
+    session: Session,
+    action: str,
+    user: User,
+    client: ClientInfo,
+    now: datetime,
+    object_type: str,
+    object_id: int,
+    details: dict[str, str],
+) -> None:
+    append_event(
+        session,
+        AuditRecord(
+            action=action,
+            occurred_at=now,
+            actor_user_id=user.id,
+            actor_name=user.username,
+            object_type=object_type,
+            object_id=str(object_id),
+            client_address=client.address,
+            user_agent=client.user_agent,
+            details=details,
+        ),
+    )
+
+
+def _view(row: Certificate) -> CertificateView:
+    return CertificateView(
+        id=row.id,
+        kind=row.kind,
+        subject=row.subject,
+        serial=row.serial,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        status=row.status,
+        sha256_fingerprint=row.sha256_fingerprint,
+    )

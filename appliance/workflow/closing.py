@@ -1,0 +1,331 @@
+"""Ending a contract other than by completing it: withdraw, reject, expire, end, void.
+
+Voiding is itself a contract: the initiator starts a voiding agreement generated from the
+completed original, every party of the original signs it, and its completion voids the
+original (appliance.workflow.completion).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from appliance.auth.records import ClientInfo, Principal
+from appliance.db import transaction
+from appliance.errors import Forbidden, InvalidInput
+from appliance.models import (
+    Contract,
+    ContractState,
+    DocumentVersion,
+    Party,
+    PartyStatus,
+    Role,
+    Routing,
+    SignatureField,
+    User,
+)
+from appliance.notify import notify_user
+from appliance.signing.completion import VoidingFacts, render_voiding_agreement
+from appliance.signing.normalise import normalise_upload
+from appliance.workflow.access import active_user, load_visible, may_act_for, require_initiator
+from appliance.workflow.context import WorkflowContext
+from appliance.workflow.drafts import discard_unreferenced_blob
+from appliance.workflow.errors import InvalidState
+from appliance.workflow.notices import contract_link, notify_everyone, notify_turn, signers_of
+from appliance.workflow.states import EVIDENCE_ACTION, Transition, next_state
+from appliance.workflow.store import current_version, find_party, lock_contract, record
+from appliance.workflow.views import ContractView, contract_view
+
+MAX_REASON = 1000
+
+
+def withdraw_contract(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int, reason: str
+) -> ContractView:
+    reason = _reason(reason)
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        contract = load_visible(session, user, contract_id, lock=True)
+        require_initiator(user, contract)
+        _close(session, contract, Transition.WITHDRAW, user, client, now, reason)
+        contract.closing_reason = reason
+        notify_everyone(
+            ctx,
+            session,
+            contract,
+            "contract_withdrawn",
+            {"actor": user.display_name, "reason": reason},
+            skip_user_id=user.id,
+        )
+        return contract_view(session, contract, user)
+
+
+def reject_contract(
+    ctx: WorkflowContext,
+    principal: Principal,
+    client: ClientInfo,
+    contract_id: int,
+    party_id: int,
+    reason: str,
+) -> ContractView:
+    reason = _reason(reason)
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        contract = load_visible(session, user, contract_id, lock=True)
+        party = find_party(contract, party_id)
+        if not may_act_for(session, user, party):
+            raise Forbidden("You do not sign for this party, so you cannot reject for it.")
+        if contract.state is ContractState.SIGNING and party.status is not PartyStatus.PENDING:
+            raise InvalidState("Only a party whose turn it is can reject the contract.")
+        party.status, party.reason = PartyStatus.REJECTED, reason
+        if party.user_id is None:
+            party.user_id = user.id
+        _close(session, contract, Transition.REJECT, user, client, now, reason, party_id=party.id)
+        notify_everyone(
+            ctx,
+            session,
+            contract,
+            "contract_rejected",
+            {"actor": user.display_name, "reason": reason},
+            skip_user_id=user.id,
+        )
+        return contract_view(session, contract, user)
+
+
+def end_contract(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int, reason: str
+) -> ContractView:
+    """Terminate a completed contract: its initiator or an org admin of its organisation."""
+    reason = _reason(reason)
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        contract = load_visible(session, user, contract_id, lock=True)
+        org_admin = Role.ORG_ADMIN in user.role_set() and user.organisation_id == contract.organisation_id
+        if contract.initiator_id != user.id and not org_admin:
+            raise Forbidden(
+                "Only the initiator or an admin of the initiator's organisation can end a contract."
+            )
+        _close(session, contract, Transition.END, user, client, now, reason)
+        contract.closing_reason = reason
+        notify_everyone(
+            ctx,
+            session,
+            contract,
+            "contract_ended",
+            {"actor": user.display_name, "reason": reason},
+            skip_user_id=user.id,
+        )
+        return contract_view(session, contract, user)
+
+
+def start_voiding(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int, reason: str
+) -> ContractView:
+    """Generate a voiding agreement for a completed contract and send it to all its parties."""
+    reason = _reason(reason)
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        original = load_visible(session, user, contract_id)
+        require_initiator(user, original)
+        next_state(original, Transition.VOID)  # refuses early what cannot be voided
+        assert original.completed_at is not None
+        facts = VoidingFacts(
+            contract_id=original.id,
+            title=original.title,
+            final_sha256=current_version(original).sha256,
+            completed_at=original.completed_at,
+            parties=tuple(p.display_name for p in original.parties),
+            requested_by=user.display_name,
+            reason=reason,
+            created_at=now,
+        )
+    with tempfile.TemporaryFile() as rendered, tempfile.TemporaryFile() as normalised:
+        boxes = render_voiding_agreement(facts, rendered)
+        rendered.seek(0)
+        upload = normalise_upload(rendered, normalised, ctx.config.uploads)
+        normalised.seek(0)
+        sha256 = ctx.blobs.put(normalised)
+    try:
+        with transaction(ctx.sessions) as session:
+            user = active_user(session, principal.user_id)
+            original = load_visible(session, user, contract_id, lock=True)
+            next_state(original, Transition.VOID)
+            if _open_voiding(session, original.id):
+                raise InvalidState("A voiding agreement for this contract is already out for signing.")
+            agreement = Contract(
+                title=f"Voiding agreement: {original.title}"[:300],
+                organisation_id=original.organisation_id,
+                initiator_id=user.id,
+                state=ContractState.SIGNING,
+                routing=Routing.PARALLEL,
+                message=reason,
+                deadline=now + timedelta(days=ctx.config.contracts.default_deadline_days),
+                created_at=now,
+                updated_at=now,
+                state_changed_at=now,
+                voids_contract_id=original.id,
+            )
+            session.add(agreement)
+            session.flush()
+            agreement.versions.append(
+                DocumentVersion(
+                    number=1,
+                    sha256=sha256,
+                    size=upload.size,
+                    filename=f"voiding-agreement-{original.id}.pdf",
+                    page_sizes=json.dumps(upload.page_sizes),
+                    produced_by_id=None,
+                    created_at=now,
+                )
+            )
+            for order, (party, box) in enumerate(zip(original.parties, boxes, strict=True), start=1):
+                x1, y1, x2, y2 = box
+                agreement.parties.append(
+                    Party(
+                        kind=party.kind,
+                        user_id=party.user_id if party.seal_id is None else None,
+                        seal_id=party.seal_id,
+                        routing_order=order,
+                        status=PartyStatus.PENDING,
+                        display_name=party.display_name,
+                        fields=[SignatureField(page=0, x=x1, y=y1, width=x2 - x1, height=y2 - y1)],
+                    )
+                )
+            session.flush()
+            record(
+                session,
+                agreement,
+                "created",
+                actor=user,
+                client=client,
+                now=now,
+                details={"sha256": sha256, "voids_contract_id": original.id, "reason": reason},
+            )
+            record(
+                session,
+                agreement,
+                "sent",
+                actor=user,
+                client=client,
+                now=now,
+                details={"document_sha256": sha256},
+            )
+            record(
+                session,
+                original,
+                "voiding_started",
+                actor=user,
+                client=client,
+                now=now,
+                details={"voiding_agreement_id": agreement.id, "reason": reason},
+            )
+            notify_turn(ctx, session, agreement, agreement.parties)
+            return contract_view(session, agreement, user)
+    except BaseException:
+        discard_unreferenced_blob(ctx, sha256)
+        raise
+
+
+@dataclass(frozen=True)
+class DueReport:
+    expired: int
+    reminded: int
+
+
+def expire_and_remind(ctx: WorkflowContext) -> DueReport:
+    """The scheduled job: expire contracts past their deadline, remind those close to it."""
+    now = ctx.clock.now()
+    expired = reminded = 0
+    for contract_id in _due_ids(ctx, Contract.deadline <= now):
+        with transaction(ctx.sessions) as session:
+            contract = lock_contract(session, contract_id)
+            if contract.state is ContractState.SIGNING and contract.deadline and contract.deadline <= now:
+                _close(session, contract, Transition.EXPIRE, None, None, now, None)
+                notify_everyone(ctx, session, contract, "contract_expired", {})
+                expired += 1
+    soon = now + timedelta(days=ctx.config.contracts.reminder_days)
+    for contract_id in _due_ids(ctx, Contract.deadline <= soon, Contract.last_reminder_at.is_(None)):
+        with transaction(ctx.sessions) as session:
+            contract = lock_contract(session, contract_id)
+            if contract.state is not ContractState.SIGNING or contract.last_reminder_at is not None:
+                continue
+            contract.last_reminder_at = now
+            for party in contract.parties:
+                if party.status is PartyStatus.PENDING:
+                    for user in signers_of(session, party):
+                        _remind(ctx, session, contract, user, now)
+            record(session, contract, "reminded", actor=None, client=None, now=now)
+            reminded += 1
+    return DueReport(expired, reminded)
+
+
+def _remind(ctx: WorkflowContext, session: Session, contract: Contract, user: User, now: datetime) -> None:
+    assert contract.deadline is not None
+    notify_user(
+        session,
+        user,
+        "contract_reminder",
+        {
+            "title": contract.title,
+            "deadline": contract.deadline.isoformat(),
+            "link": contract_link(ctx, contract),
+        },
+        now=now,
+        mail=ctx.mail,
+    )
+
+
+def _due_ids(ctx: WorkflowContext, *conditions: ColumnElement[bool]) -> list[int]:
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(Contract.id)
+                .where(Contract.state == ContractState.SIGNING, *conditions)
+                .order_by(Contract.id)
+            )
+        )
+
+
+def _open_voiding(session: Session, original_id: int) -> bool:
+    return (
+        session.scalars(
+            select(Contract.id).where(
+                Contract.voids_contract_id == original_id, Contract.state == ContractState.SIGNING
+            )
+        ).first()
+        is not None
+    )
+
+
+def _close(
+    session: Session,
+    contract: Contract,
+    transition: Transition,
+    actor: User | None,
+    client: ClientInfo | None,
+    now: datetime,
+    reason: str | None,
+    **details: object,
+) -> None:
+    contract.state = next_state(contract, transition)
+    contract.state_changed_at = contract.updated_at = now
+    session.flush()
+    facts: dict[str, object] = {"reason": reason} if reason else {}
+    facts.update(details)
+    record(session, contract, EVIDENCE_ACTION[transition], actor=actor, client=client, now=now, details=facts)
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_REASON or not all(line.isprintable() for line in reason.splitlines()):
+        raise InvalidInput(f"Give a reason of 1 to {MAX_REASON} characters.")
+    return reason

@@ -1,0 +1,95 @@
+"""Loading and locking contracts, and recording what happened to them.
+
+Every change of a contract first locks its row (`lock_contract`): SELECT ... FOR UPDATE on
+PostgreSQL, and on SQLite every write transaction already begins IMMEDIATE (appliance.db).
+The lock serialises parallel signers of one contract, so each signature lands on the
+newest version, and it guards the contract's evidence chain head.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.audit import AuditRecord, append_event
+from appliance.audit.evidence import EvidenceRecord, append_evidence
+from appliance.auth.records import ClientInfo
+from appliance.errors import NotFound
+from appliance.models import Contract, DocumentVersion, Party, User
+
+CONTRACT_NOT_FOUND = "There is no contract with that id, or you cannot see it."
+
+
+def lock_contract(session: Session, contract_id: int) -> Contract:
+    contract = session.scalars(
+        select(Contract).where(Contract.id == contract_id).with_for_update()
+    ).one_or_none()
+    if contract is None:
+        raise NotFound(CONTRACT_NOT_FOUND)
+    return contract
+
+
+def current_version(contract: Contract) -> DocumentVersion:
+    return contract.versions[-1]
+
+
+def page_sizes(version: DocumentVersion) -> list[tuple[float, float]]:
+    return [(float(w), float(h)) for w, h in json.loads(version.page_sizes)]
+
+
+def find_party(contract: Contract, party_id: int) -> Party:
+    for party in contract.parties:
+        if party.id == party_id:
+            return party
+    raise NotFound("The contract has no party with that id.")
+
+
+def record(
+    session: Session,
+    contract: Contract,
+    action: str,
+    *,
+    actor: User | None,
+    client: ClientInfo | None,
+    now: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Append to the contract's evidence and to the operation log, in the caller's transaction.
+
+    The operation log is appended last because it locks the one chain head row; callers
+    record after their slow work.
+    """
+    facts = dict(details or {})
+    append_evidence(
+        session,
+        contract,
+        EvidenceRecord(
+            action=action,
+            occurred_at=now,
+            actor_user_id=actor.id if actor else None,
+            actor_name=actor.display_name if actor else "appliance",
+            client_address=client.address if client else None,
+            user_agent=client.user_agent if client else None,
+            details=facts,
+        ),
+    )
+    append_event(
+        session,
+        AuditRecord(
+            action=f"contract.{action}",
+            occurred_at=now,
+            actor_user_id=actor.id if actor else None,
+            actor_name=actor.username if actor else "appliance",
+            object_type="contract",
+            object_id=str(contract.id),
+            contract_id=contract.id,
+            client_address=client.address if client else None,
+            user_agent=client.user_agent if client else None,
+            details=facts,
+        ),
+    )

@@ -1,0 +1,188 @@
+"""What workflow commands return: plain frozen values the web, API and CLI render as they like."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from appliance.models import (
+    Contract,
+    ContractState,
+    DocumentVersion,
+    EvidenceEvent,
+    Party,
+    PartyKind,
+    PartyStatus,
+    Routing,
+    User,
+)
+from appliance.workflow.access import may_act_for
+from appliance.workflow.store import page_sizes
+
+
+@dataclass(frozen=True)
+class FieldView:
+    id: int
+    page: int
+    """1-based page number."""
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class PartyView:
+    id: int
+    kind: PartyKind
+    name: str
+    routing_order: int
+    status: PartyStatus
+    user_id: int | None
+    seal_id: int | None
+    signed_at: datetime | None
+    reason: str | None
+    fields: tuple[FieldView, ...]
+    yours: bool
+    """The viewer signs (or rejects) for this party."""
+
+
+@dataclass(frozen=True)
+class VersionView:
+    number: int
+    sha256: str
+    size: int
+    produced_by: str | None
+    party_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ContractView:
+    id: int
+    title: str
+    state: ContractState
+    routing: Routing
+    message: str | None
+    deadline: datetime | None
+    initiator_id: int
+    initiator_name: str
+    organisation_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    closing_reason: str | None
+    voids_contract_id: int | None
+    parties: tuple[PartyView, ...]
+    versions: tuple[VersionView, ...]
+    page_sizes: tuple[tuple[float, float], ...]
+    has_completion_certificate: bool
+    your_turn: tuple[int, ...]
+    """Ids of the parties the viewer may sign for now."""
+
+
+@dataclass(frozen=True)
+class ContractSummary:
+    id: int
+    title: str
+    state: ContractState
+    initiator_name: str
+    deadline: datetime | None
+    updated_at: datetime
+    your_turn: bool
+
+
+@dataclass(frozen=True)
+class EvidenceView:
+    seq: int
+    occurred_at: datetime
+    action: str
+    actor_name: str | None
+    client_address: str | None
+    user_agent: str | None
+    details: dict[str, object]
+    hash: str
+    prev_hash: str
+
+
+def contract_view(session: Session, contract: Contract, viewer: User | None) -> ContractView:
+    """The contract as `viewer` sees it (None: an operator, who signs for nobody)."""
+    names = _user_names(session, [v.produced_by_id for v in contract.versions] + [contract.initiator_id])
+    parties = tuple(_party_view(session, party, viewer) for party in contract.parties)
+    return ContractView(
+        id=contract.id,
+        title=contract.title,
+        state=contract.state,
+        routing=contract.routing,
+        message=contract.message,
+        deadline=contract.deadline,
+        initiator_id=contract.initiator_id,
+        initiator_name=names.get(contract.initiator_id, ""),
+        organisation_id=contract.organisation_id,
+        created_at=contract.created_at,
+        updated_at=contract.updated_at,
+        completed_at=contract.completed_at,
+        closing_reason=contract.closing_reason,
+        voids_contract_id=contract.voids_contract_id,
+        parties=parties,
+        versions=tuple(_version_view(v, names) for v in contract.versions),
+        page_sizes=tuple(page_sizes(contract.versions[0])) if contract.versions else (),
+        has_completion_certificate=contract.completion_sha256 is not None,
+        your_turn=tuple(
+            p.id
+            for p in parties
+            if p.yours and p.status is PartyStatus.PENDING and contract.state is ContractState.SIGNING
+        ),
+    )
+
+
+def evidence_view(event: EvidenceEvent) -> EvidenceView:
+    return EvidenceView(
+        seq=event.seq,
+        occurred_at=event.occurred_at,
+        action=event.action,
+        actor_name=event.actor_name,
+        client_address=event.client_address,
+        user_agent=event.user_agent,
+        details=json.loads(event.details),
+        hash=event.hash,
+        prev_hash=event.prev_hash,
+    )
+
+
+def _party_view(session: Session, party: Party, viewer: User | None) -> PartyView:
+    return PartyView(
+        id=party.id,
+        kind=party.kind,
+        name=party.display_name,
+        routing_order=party.routing_order,
+        status=party.status,
+        user_id=party.user_id if party.kind is PartyKind.PERSON else None,
+        seal_id=party.seal_id,
+        signed_at=party.signed_at,
+        reason=party.reason,
+        fields=tuple(
+            FieldView(f.id, f.page + 1, f.x, f.y, f.width, f.height)
+            for f in sorted(party.fields, key=lambda f: f.id)
+        ),
+        yours=viewer is not None and may_act_for(session, viewer, party),
+    )
+
+
+def _version_view(version: DocumentVersion, names: dict[int, str]) -> VersionView:
+    return VersionView(
+        number=version.number,
+        sha256=version.sha256,
+        size=version.size,
+        produced_by=names.get(version.produced_by_id) if version.produced_by_id else None,
+        party_id=version.party_id,
+        created_at=version.created_at,
+    )
+
+
+def _user_names(session: Session, ids: list[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    return {u.id: u.display_name for u in (session.get(User, i) for i in wanted) if u is not None}
