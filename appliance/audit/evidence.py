@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.audit.log import GENESIS_HASH, ChainBreak
+from appliance.audit.log import GENESIS_HASH, ChainBreak, canonical_details
 from appliance.models import Contract, DocumentVersion, EvidenceEvent
 from appliance.storage import BlobStore
 
@@ -80,9 +80,7 @@ def append_evidence(session: Session, contract: Contract, record: EvidenceRecord
         actor_name=record.actor_name,
         client_address=record.client_address,
         user_agent=(record.user_agent or "")[:400] or None,
-        details=json.dumps(
-            record.details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        ),
+        details=canonical_details(record.details),
         prev_hash=contract.evidence_last_hash,
     )
     event.hash = _event_hash(event)

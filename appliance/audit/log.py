@@ -47,7 +47,8 @@ class ChainBreak:
     problem: str
 
 
-def _canonical_details(details: Mapping[str, Any]) -> str:
+def canonical_details(details: Mapping[str, Any]) -> str:
+    """The one text form of an event's facts that its hash covers (sorted keys, no spaces)."""
     return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -95,7 +96,7 @@ def append_event(session: Session, record: AuditRecord) -> AuditEvent:
         contract_id=record.contract_id,
         client_address=record.client_address,
         user_agent=(record.user_agent or "")[:400] or None,
-        details=_canonical_details(record.details),
+        details=canonical_details(record.details),
         prev_hash=head.last_hash,
     )
     event.hash = _event_hash(seq, head.last_hash, event)

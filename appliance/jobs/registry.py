@@ -12,7 +12,9 @@ from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
 from appliance.workflow.closing import expire_and_remind
+from appliance.workflow.completion import issue_missing_completion_certificates
 from appliance.workflow.idempotency import purge_expired as purge_idempotent_results
+from appliance.workflow.sweep import sweep_unreferenced_blobs
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,18 @@ def deliver_mail_job(services: Services) -> str:
 
 def contract_deadlines_job(services: Services) -> str:
     report = expire_and_remind(services.workflow)
+    certificates = issue_missing_completion_certificates(services.workflow) if services.custody else 0
     with transaction(services.sessions) as session:
         purged = purge_idempotent_results(session, services.clock.now())
-    return f"expired {report.expired}, reminded {report.reminded}, purged {purged} idempotent answers"
+    return (
+        f"expired {report.expired}, reminded {report.reminded}, "
+        f"made {certificates} certificates of completion, purged {purged} idempotent answers"
+    )
+
+
+def sweep_blobs_job(services: Services) -> str:
+    report = sweep_unreferenced_blobs(services.workflow)
+    return f"removed {report.removed} unreferenced blobs, kept {report.kept}"
 
 
 def default_jobs(services: Services) -> list[Job]:
@@ -71,4 +82,6 @@ def default_jobs(services: Services) -> list[Job]:
     if services.mailer is not None:
         # as often as the timer fires: notices should not wait
         jobs.append(Job("mail-delivery", timedelta(minutes=1), deliver_mail_job))
+    # what a crash between storing a blob and committing leaves is only wasted room: no hurry
+    jobs.append(Job("blob-sweep", timedelta(hours=6), sweep_blobs_job))
     return jobs

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from enum import StrEnum
 from typing import Protocol
 
 from appliance.notify.mailer import Mailer
@@ -35,15 +36,24 @@ from appliance.notify.messages import CHINESE
 _SUBJECT_TITLE_LENGTH = 80
 
 
+class CodePurpose(StrEnum):
+    SIGNING = "signing"
+    """Confirms a signature on the contract named in the message."""
+    ENROLMENT = "enrolment"
+    """Proves the person reads their mail before an authenticator app takes over their codes."""
+
+
 @dataclass(frozen=True)
 class CodeContext:
     """What a code's message may say besides the code."""
 
     contract_title: str
+    """The contract's title (for enrolment: what is being done, in the person's language)."""
     signer_name: str
     expires_at: datetime
     locale: str | None
     """The person's language; English unless it is zh_Hans_CN."""
+    purpose: CodePurpose = CodePurpose.SIGNING
 
 
 class CodeSender(Protocol):
@@ -61,7 +71,7 @@ class _Texts:
     body: str
 
 
-_TEXTS = {
+_SIGNING_TEXTS = {
     "en": _Texts(
         "Verification code to sign \u201c{title}\u201d",
         "Hello {name},\n\n"
@@ -83,6 +93,30 @@ _TEXTS = {
 }
 
 
+_ENROLMENT_TEXTS = {
+    "en": _Texts(
+        "Verification code: adding an authenticator app",
+        "Hello {name},\n\n"
+        "Your verification code to add an authenticator app to your e-signature account is:\n\n"
+        "    {code}\n\n"
+        "It is valid until {expires} and works once. Once the app is added, the codes that confirm "
+        "your signatures come from it instead of by e-mail.\n\n"
+        "If you did not ask for this, do not use the code and tell your IT department at once: "
+        "someone may be using your account.",
+    ),
+    CHINESE: _Texts(
+        "验证码：添加身份验证器应用",
+        "{name}，您好：\n\n"
+        "您为电子签约账户添加身份验证器应用的验证码是：\n\n"
+        "    {code}\n\n"
+        "验证码在 {expires} 之前有效，仅可使用一次。"
+        "添加后，确认签署的验证码将由该应用生成，不再通过电子邮件发送。\n\n"
+        "如果这不是您本人的操作，请不要使用此验证码，并立即联系 IT 部门：可能有人在使用您的账户。",
+    ),
+}
+_TEXTS = {CodePurpose.SIGNING: _SIGNING_TEXTS, CodePurpose.ENROLMENT: _ENROLMENT_TEXTS}
+
+
 class EmailCodeSender:
     """Codes by e-mail, in the person's language; the code is in the body, never the subject."""
 
@@ -91,7 +125,7 @@ class EmailCodeSender:
         self._from = from_address
 
     def send(self, to: str, code: str, context: CodeContext) -> None:
-        texts = _TEXTS[CHINESE if context.locale == CHINESE else "en"]
+        texts = _TEXTS[context.purpose][CHINESE if context.locale == CHINESE else "en"]
         expires = f"{context.expires_at:%Y-%m-%d %H:%M} UTC"
         message = EmailMessage()
         message["From"] = self._from

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,6 +14,7 @@ from appliance.errors import InvalidInput, NotFound, Unavailable
 from appliance.storage.atomic import pending_file
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_FOLDER = re.compile(r"[0-9a-f]{2}")
 _CHUNK = 1 << 20
 STORE_UNAVAILABLE = "The document store cannot be used right now. Try again in a few minutes."
 
@@ -34,7 +37,7 @@ class FilesystemBlobStore:
                     pending.file.write(chunk)
                 sha256 = digest.hexdigest()
                 target = self._path(sha256)
-                if not target.exists():
+                if not _restart_age(target):
                     target.parent.mkdir(exist_ok=True)
                     pending.commit(target)
         except OSError as exc:
@@ -60,7 +63,31 @@ class FilesystemBlobStore:
         return self._path(sha256).exists()
 
     def delete(self, sha256: str) -> None:
-        self._path(sha256).unlink(missing_ok=True)
+        path = self._path(sha256)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._unavailable("changed") from exc
+
+    def names_older_than(self, cutoff: datetime) -> Iterator[str]:
+        if cutoff.tzinfo is None or cutoff.utcoffset() is None:
+            raise InvalidInput("the cutoff for listing blobs must be timezone-aware")
+        try:
+            folders = sorted(_subfolders(self.root))
+        except OSError as exc:
+            raise self._unavailable("read") from exc
+        return self._names_in(folders, cutoff.timestamp())
+
+    def _names_in(self, folders: list[str], cutoff: float) -> Iterator[str]:
+        # one folder (1/256 of the store) at a time, so the whole store is never listed at once
+        for folder in folders:
+            try:
+                names = _old_blobs_in(self.root / folder, folder, cutoff)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise self._unavailable("read") from exc
+            yield from names
 
     def check_writable(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.W_OK)):
@@ -70,6 +97,39 @@ class FilesystemBlobStore:
 
     def _unavailable(self, verb: str) -> Unavailable:
         return Unavailable(STORE_UNAVAILABLE, detail=f"the document store at {self.root} cannot be {verb}")
+
+
+def _restart_age(blob: Path) -> bool:
+    """Mark a blob stored again as new (False when it is not there): the write that stores it
+    again is about to be referred to, so a sweep must give it the full grace period again."""
+    try:
+        os.utime(blob)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _subfolders(root: Path) -> list[str]:
+    with os.scandir(root) as entries:
+        return [e.name for e in entries if _FOLDER.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+
+
+def _old_blobs_in(folder: Path, prefix: str, cutoff: float) -> list[str]:
+    """Blob names in `folder` last written before `cutoff` (temp files and strays are not blobs)."""
+    names = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not (_SHA256.fullmatch(entry.name) and entry.name.startswith(prefix)):
+                continue
+            try:
+                if (
+                    entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_mtime < cutoff
+                ):
+                    names.append(entry.name)
+            except FileNotFoundError:
+                continue  # deleted while listing
+    return names
 
 
 def _read_source(stream: BinaryIO) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,7 +35,6 @@ from appliance.signing.completion import VoidingFacts, render_voiding_agreement
 from appliance.signing.normalise import normalise_upload
 from appliance.workflow.access import active_user, load_visible, may_act_for, require_initiator
 from appliance.workflow.context import WorkflowContext
-from appliance.workflow.drafts import discard_unreferenced_blob
 from appliance.workflow.errors import InvalidState
 from appliance.workflow.notices import contract_link, notify_everyone, notify_turn, signers_of
 from appliance.workflow.states import EVIDENCE_ACTION, Transition, next_state
@@ -47,23 +47,13 @@ MAX_REASON = 1000
 def withdraw_contract(
     ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int, reason: str
 ) -> ContractView:
-    reason = _reason(reason)
-    now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
-        user = active_user(session, principal.user_id)
-        contract = load_visible(session, user, contract_id, lock=True)
+    def initiator_only(session: Session, user: User, contract: Contract) -> dict[str, object]:
         require_initiator(user, contract)
-        _close(session, contract, Transition.WITHDRAW, user, client, now, reason)
         contract.closing_reason = reason
-        notify_everyone(
-            ctx,
-            session,
-            contract,
-            "contract_withdrawn",
-            {"actor": user.display_name, "reason": reason},
-            skip_user_id=user.id,
-        )
-        return contract_view(session, contract, user)
+        return {}
+
+    reason = _reason(reason)
+    return _close_as(ctx, principal, client, contract_id, Transition.WITHDRAW, reason, initiator_only)
 
 
 def reject_contract(
@@ -74,11 +64,7 @@ def reject_contract(
     party_id: int,
     reason: str,
 ) -> ContractView:
-    reason = _reason(reason)
-    now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
-        user = active_user(session, principal.user_id)
-        contract = load_visible(session, user, contract_id, lock=True)
+    def the_party_in_turn(session: Session, user: User, contract: Contract) -> dict[str, object]:
         party = find_party(contract, party_id)
         if not may_act_for(session, user, party):
             raise Forbidden("You do not sign for this party, so you cannot reject for it.")
@@ -86,40 +72,59 @@ def reject_contract(
             raise InvalidState("Only a party whose turn it is can reject the contract.")
         party.status, party.reason = PartyStatus.REJECTED, reason
         if party.user_id is None:
-            party.user_id = user.id
-        _close(session, contract, Transition.REJECT, user, client, now, reason, party_id=party.id)
-        notify_everyone(
-            ctx,
-            session,
-            contract,
-            "contract_rejected",
-            {"actor": user.display_name, "reason": reason},
-            skip_user_id=user.id,
-        )
-        return contract_view(session, contract, user)
+            party.user_id = user.id  # the seal keeper who rejected for the seal
+        return {"party_id": party.id}
+
+    reason = _reason(reason)
+    return _close_as(ctx, principal, client, contract_id, Transition.REJECT, reason, the_party_in_turn)
 
 
 def end_contract(
     ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int, reason: str
 ) -> ContractView:
     """Terminate a completed contract: its initiator or an org admin of its organisation."""
-    reason = _reason(reason)
-    now = ctx.clock.now()
-    with transaction(ctx.sessions) as session:
-        user = active_user(session, principal.user_id)
-        contract = load_visible(session, user, contract_id, lock=True)
+
+    def initiator_or_org_admin(session: Session, user: User, contract: Contract) -> dict[str, object]:
         org_admin = Role.ORG_ADMIN in user.role_set() and user.organisation_id == contract.organisation_id
         if contract.initiator_id != user.id and not org_admin:
             raise Forbidden(
                 "Only the initiator or an admin of the initiator's organisation can end a contract."
             )
-        _close(session, contract, Transition.END, user, client, now, reason)
         contract.closing_reason = reason
+        return {}
+
+    reason = _reason(reason)
+    return _close_as(ctx, principal, client, contract_id, Transition.END, reason, initiator_or_org_admin)
+
+
+_NOTICE = {
+    Transition.WITHDRAW: "contract_withdrawn",
+    Transition.REJECT: "contract_rejected",
+    Transition.END: "contract_ended",
+}
+
+
+def _close_as(
+    ctx: WorkflowContext,
+    principal: Principal,
+    client: ClientInfo,
+    contract_id: int,
+    transition: Transition,
+    reason: str,
+    authorise: Callable[[Session, User, Contract], dict[str, object]],
+) -> ContractView:
+    """A person closes the contract: `authorise` refuses (or records who) before the state changes."""
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        contract = load_visible(session, user, contract_id, lock=True)
+        details = authorise(session, user, contract)
+        _close(session, contract, transition, user, client, now, reason, **details)
         notify_everyone(
             ctx,
             session,
             contract,
-            "contract_ended",
+            _NOTICE[transition],
             {"actor": user.display_name, "reason": reason},
             skip_user_id=user.id,
         )
@@ -154,85 +159,82 @@ def start_voiding(
         upload = normalise_upload(rendered, normalised, ctx.config.uploads)
         normalised.seek(0)
         sha256 = ctx.blobs.put(normalised)
-    try:
-        with transaction(ctx.sessions) as session:
-            user = active_user(session, principal.user_id)
-            original = load_visible(session, user, contract_id, lock=True)
-            next_state(original, Transition.VOID)
-            if _open_voiding(session, original.id):
-                raise InvalidState("A voiding agreement for this contract is already out for signing.")
-            agreement = Contract(
-                title=f"Voiding agreement: {original.title}"[:300],
-                organisation_id=original.organisation_id,
-                initiator_id=user.id,
-                state=ContractState.SIGNING,
-                routing=Routing.PARALLEL,
-                message=reason,
-                deadline=now + timedelta(days=ctx.config.contracts.default_deadline_days),
+    # an agreement that fails to commit leaves its PDF to the sweep (appliance.workflow.sweep)
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        original = load_visible(session, user, contract_id, lock=True)
+        next_state(original, Transition.VOID)
+        if _open_voiding(session, original.id):
+            raise InvalidState("A voiding agreement for this contract is already out for signing.")
+        agreement = Contract(
+            title=f"Voiding agreement: {original.title}"[:300],
+            organisation_id=original.organisation_id,
+            initiator_id=user.id,
+            state=ContractState.SIGNING,
+            routing=Routing.PARALLEL,
+            message=reason,
+            deadline=now + timedelta(days=ctx.config.contracts.default_deadline_days),
+            created_at=now,
+            updated_at=now,
+            state_changed_at=now,
+            voids_contract_id=original.id,
+        )
+        session.add(agreement)
+        session.flush()
+        agreement.versions.append(
+            DocumentVersion(
+                number=1,
+                sha256=sha256,
+                size=upload.size,
+                filename=f"voiding-agreement-{original.id}.pdf",
+                page_sizes=json.dumps(upload.page_sizes),
+                produced_by_id=None,
                 created_at=now,
-                updated_at=now,
-                state_changed_at=now,
-                voids_contract_id=original.id,
             )
-            session.add(agreement)
-            session.flush()
-            agreement.versions.append(
-                DocumentVersion(
-                    number=1,
-                    sha256=sha256,
-                    size=upload.size,
-                    filename=f"voiding-agreement-{original.id}.pdf",
-                    page_sizes=json.dumps(upload.page_sizes),
-                    produced_by_id=None,
-                    created_at=now,
+        )
+        for order, (party, box) in enumerate(zip(original.parties, boxes, strict=True), start=1):
+            x1, y1, x2, y2 = box
+            agreement.parties.append(
+                Party(
+                    kind=party.kind,
+                    user_id=party.user_id if party.seal_id is None else None,
+                    seal_id=party.seal_id,
+                    routing_order=order,
+                    status=PartyStatus.PENDING,
+                    display_name=party.display_name,
+                    fields=[SignatureField(page=0, x=x1, y=y1, width=x2 - x1, height=y2 - y1)],
                 )
             )
-            for order, (party, box) in enumerate(zip(original.parties, boxes, strict=True), start=1):
-                x1, y1, x2, y2 = box
-                agreement.parties.append(
-                    Party(
-                        kind=party.kind,
-                        user_id=party.user_id if party.seal_id is None else None,
-                        seal_id=party.seal_id,
-                        routing_order=order,
-                        status=PartyStatus.PENDING,
-                        display_name=party.display_name,
-                        fields=[SignatureField(page=0, x=x1, y=y1, width=x2 - x1, height=y2 - y1)],
-                    )
-                )
-            session.flush()
-            record(
-                session,
-                agreement,
-                "created",
-                actor=user,
-                client=client,
-                now=now,
-                details={"sha256": sha256, "voids_contract_id": original.id, "reason": reason},
-            )
-            record(
-                session,
-                agreement,
-                "sent",
-                actor=user,
-                client=client,
-                now=now,
-                details={"document_sha256": sha256},
-            )
-            record(
-                session,
-                original,
-                "voiding_started",
-                actor=user,
-                client=client,
-                now=now,
-                details={"voiding_agreement_id": agreement.id, "reason": reason},
-            )
-            notify_turn(ctx, session, agreement, agreement.parties)
-            return contract_view(session, agreement, user)
-    except BaseException:
-        discard_unreferenced_blob(ctx, sha256)
-        raise
+        session.flush()
+        record(
+            session,
+            agreement,
+            "created",
+            actor=user,
+            client=client,
+            now=now,
+            details={"sha256": sha256, "voids_contract_id": original.id, "reason": reason},
+        )
+        record(
+            session,
+            agreement,
+            "sent",
+            actor=user,
+            client=client,
+            now=now,
+            details={"document_sha256": sha256},
+        )
+        record(
+            session,
+            original,
+            "voiding_started",
+            actor=user,
+            client=client,
+            now=now,
+            details={"voiding_agreement_id": agreement.id, "reason": reason},
+        )
+        notify_turn(ctx, session, agreement, agreement.parties)
+        return contract_view(session, agreement, user)
 
 
 @dataclass(frozen=True)

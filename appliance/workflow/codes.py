@@ -129,6 +129,7 @@ class CodeRejected(InvalidInput):
             )
         super().__init__(text, detail=f"verification code {code_id}: {problem.value}")
         self.problem = problem
+        self.code = problem.value  # the API client's stable problem code
         self.code_id = code_id
         self.attempts_left = attempts_left
 

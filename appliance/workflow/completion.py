@@ -1,8 +1,11 @@
-"""Completing a contract: the state change, a signed certificate of completion, the notices.
+"""Completing a contract: the state change and notices, then a signed certificate of completion.
 
-Runs inside the last signer's transaction, under the contract's row lock, so a contract is
-never completed without its certificate or the other way round. When the contract is a
-voiding agreement, the contract it voids becomes voided in the same transaction.
+`complete_contract` runs inside the last signer's transaction, under the contract's row lock;
+when the contract is a voiding agreement, the contract it voids becomes voided in the same
+transaction. The certificate of completion is made after that commit
+(`issue_completion_certificate`): rendering and signing it is the slowest part of completing,
+and it must not hold the contract's lock (on SQLite: the database's write lock) meanwhile. The
+same request makes it at once; should that fail, the `contract-deadlines` job makes it later.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appliance.auth.records import ClientInfo
+from appliance.db import transaction
 from appliance.models import (
     Certificate,
     Contract,
@@ -30,12 +34,13 @@ from appliance.workflow.context import WorkflowContext
 from appliance.workflow.notices import notify_everyone
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, lock_contract, record
+from appliance.workflow.sweep import discard_unreferenced_blob
 
 
 def complete_contract(
     ctx: WorkflowContext, session: Session, contract: Contract, actor: User, client: ClientInfo, now: datetime
-) -> str:
-    """Complete `contract` (every party has signed); returns the sha256 of the completion blob."""
+) -> None:
+    """Complete `contract` (every party has signed)."""
     contract.state = next_state(contract, Transition.COMPLETE)
     contract.completed_at = contract.state_changed_at = contract.updated_at = now
     session.flush()
@@ -48,18 +53,20 @@ def complete_contract(
         now=now,
         details={"document_sha256": current_version(contract).sha256},
     )
-    contract.completion_sha256 = _signed_completion_certificate(ctx, session, contract, now)
     notify_everyone(ctx, session, contract, "contract_completed", {})
     if contract.voids_contract_id is not None:
         _void(ctx, session, contract, actor, client, now)
-    return contract.completion_sha256
 
 
-def _signed_completion_certificate(
-    ctx: WorkflowContext, session: Session, contract: Contract, now: datetime
-) -> str:
-    facts = _facts(session, contract, now)
-    signer = resolve_signer(session, ctx.signing, appliance_key_label(session))
+def issue_completion_certificate(ctx: WorkflowContext, contract_id: int) -> str | None:
+    """Make the signed certificate of completion of a completed contract that has none yet;
+    returns its sha256, or None when there is nothing to do."""
+    with transaction(ctx.sessions) as session:
+        contract = session.get(Contract, contract_id)
+        if contract is None or contract.completed_at is None or contract.completion_sha256 is not None:
+            return None
+        facts = _facts(session, contract, contract.completed_at)
+        signer = resolve_signer(session, ctx.signing, appliance_key_label(session))
     with tempfile.TemporaryFile() as rendered, tempfile.TemporaryFile() as signed:
         render_completion_certificate(facts, rendered)
         rendered.seek(0)
@@ -68,10 +75,52 @@ def _signed_completion_certificate(
             signer,
             rendered,
             signed,
-            SignOptions(reason=f"Certificate of completion of contract {contract.id}", lock_document=True),
+            SignOptions(reason=f"Certificate of completion of contract {contract_id}", lock_document=True),
         )
         signed.seek(0)
-        return ctx.blobs.put(signed)
+        sha256 = ctx.blobs.put(signed)
+    try:
+        with transaction(ctx.sessions) as session:
+            contract = lock_contract(session, contract_id)
+            if contract.completion_sha256 is not None:
+                raise _MadeMeanwhile
+            contract.completion_sha256 = sha256
+            record(
+                session,
+                contract,
+                "completion_certificate",
+                actor=None,
+                client=None,
+                now=ctx.clock.now(),
+                details={"sha256": sha256, "signer_serial": signer.certificate.serial_number},
+            )
+    except BaseException:
+        discard_unreferenced_blob(ctx, sha256)  # unique: it holds its own signature and time
+        raise
+    return sha256
+
+
+def issue_missing_completion_certificates(ctx: WorkflowContext) -> int:
+    """The job's part: certificates that a request could not make right after completing."""
+    with ctx.sessions() as session:
+        ids = list(
+            session.scalars(
+                select(Contract.id).where(
+                    Contract.completed_at.is_not(None), Contract.completion_sha256.is_(None)
+                )
+            )
+        )
+    made = 0
+    for contract_id in ids:
+        try:
+            made += issue_completion_certificate(ctx, contract_id) is not None
+        except _MadeMeanwhile:
+            continue
+    return made
+
+
+class _MadeMeanwhile(Exception):
+    """Another request made the certificate while this one was rendering it."""
 
 
 def _facts(session: Session, contract: Contract, now: datetime) -> CompletionFacts:

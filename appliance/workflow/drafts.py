@@ -153,45 +153,43 @@ def _create(
         facts = normalise_upload(upload, normalised, ctx.config.uploads)
         normalised.seek(0)
         sha256 = ctx.blobs.put(normalised)
-    try:
-        with transaction(ctx.sessions) as session:
-            user = active_user(session, principal.user_id)
-            contract = Contract(
-                title=title,
-                organisation_id=user.organisation_id,
-                initiator_id=user.id,
-                state=ContractState.DRAFT,
-                routing=spec.routing,
-                message=message,
-                deadline=deadline,
+    # a draft that fails to commit leaves its upload to the sweep (appliance.workflow.sweep):
+    # the same file may be another request's upload, in flight
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        contract = Contract(
+            title=title,
+            organisation_id=user.organisation_id,
+            initiator_id=user.id,
+            state=ContractState.DRAFT,
+            routing=spec.routing,
+            message=message,
+            deadline=deadline,
+            created_at=now,
+            updated_at=now,
+            state_changed_at=now,
+        )
+        session.add(contract)
+        session.flush()
+        contract.versions.append(
+            DocumentVersion(
+                number=1,
+                sha256=sha256,
+                size=facts.size,
+                filename=_filename(spec.filename),
+                page_sizes=json.dumps(facts.page_sizes),
+                produced_by_id=user.id,
                 created_at=now,
-                updated_at=now,
-                state_changed_at=now,
             )
-            session.add(contract)
-            session.flush()
-            contract.versions.append(
-                DocumentVersion(
-                    number=1,
-                    sha256=sha256,
-                    size=facts.size,
-                    filename=_filename(spec.filename),
-                    page_sizes=json.dumps(facts.page_sizes),
-                    produced_by_id=user.id,
-                    created_at=now,
-                )
-            )
-            session.flush()
-            details = {"sha256": sha256, "size": facts.size, "pages": facts.page_count}
-            if facts.removed:
-                details["removed_from_upload"] = list(facts.removed)
-            record(session, contract, "created", actor=user, client=client, now=now, details=details)
-            view = contract_view(session, contract, user)
-            remember(session, user.id, idempotency, view, ContractView, now)
-            return view
-    except BaseException:
-        discard_unreferenced_blob(ctx, sha256)
-        raise
+        )
+        session.flush()
+        details = {"sha256": sha256, "size": facts.size, "pages": facts.page_count}
+        if facts.removed:
+            details["removed_from_upload"] = list(facts.removed)
+        record(session, contract, "created", actor=user, client=client, now=now, details=details)
+        view = contract_view(session, contract, user)
+        remember(session, user.id, idempotency, view, ContractView, now)
+        return view
 
 
 def add_party(
@@ -285,17 +283,6 @@ def send_contract(
             details={"document_sha256": current_version(contract).sha256, "parties": len(contract.parties)},
         )
         return contract_view(session, contract, user)
-
-
-def discard_unreferenced_blob(ctx: WorkflowContext, sha256: str) -> None:
-    """Remove a blob written for a change that did not commit, unless a version uses it."""
-    with ctx.sessions() as session:
-        used = session.scalars(select(DocumentVersion.id).where(DocumentVersion.sha256 == sha256)).first()
-        used = (
-            used or session.scalars(select(Contract.id).where(Contract.completion_sha256 == sha256)).first()
-        )
-    if used is None:
-        ctx.blobs.delete(sha256)
 
 
 def _draft_of(session: Session, user: User, contract_id: int) -> Contract:

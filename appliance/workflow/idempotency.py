@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 from sqlalchemy import delete, select
@@ -49,7 +49,7 @@ def replay(session: Session, user_id: int, key: IdempotencyKey | None, result_ty
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for a different request; use a new key."
         )
-    return TypeAdapter(result_type).validate_json(row.result)
+    return _adapter(result_type).validate_json(row.result)
 
 
 def remember(
@@ -63,7 +63,7 @@ def remember(
             key=key.key,
             operation=key.operation,
             request_sha256=key.request_sha256,
-            result=TypeAdapter(result_type).dump_json(result).decode(),
+            result=_adapter(result_type).dump_json(result).decode(),
             created_at=now,
         )
     )
@@ -73,6 +73,17 @@ def remember(
 def purge_expired(session: Session, now: datetime) -> int:
     result = session.execute(delete(IdempotentResult).where(IdempotentResult.created_at < now - KEEP_FOR))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(result_type: type[T]) -> TypeAdapter[T]:
+    # building one walks the whole type (a contract view and its parties): once per type
+    adapter = _ADAPTERS.get(result_type)
+    if adapter is None:
+        adapter = _ADAPTERS[result_type] = TypeAdapter(result_type)
+    return adapter
 
 
 class IdempotencyKeyReused(Unprocessable):

@@ -8,10 +8,13 @@ sign the version with the party's HSM key, one visible stamp per field, timestam
 revocation info (B-LT; the contract's last signature adds a document timestamp, B-LTA,
 and locks the document); store the new blob durably; then add the version, mark the party
 signed, move the turn or complete the contract, append evidence and the operation log.
+A completed contract's certificate of completion is made after that commit
+(appliance.workflow.completion).
 
 A failure anywhere rolls all of it back; a blob already written is removed (a crash leaves
-at most an unreferenced blob, which nothing shows). Wrong codes and refused documents are
-recorded in their own transaction after the rollback, since those must stay on record.
+at most an unreferenced blob, which nothing shows and the sweep removes). Wrong codes and
+refused documents are recorded in their own transaction after the rollback, since those
+must stay on record.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +48,7 @@ from appliance.models import (
 from appliance.notify.channels import CodeContext
 from appliance.signing.appearance import Appearance, Placement
 from appliance.signing.documents import ResolvedSigner, resolve_signer, sign_stream
-from appliance.signing.pades import SignOptions
+from appliance.signing.pades import PadesLevel, SignOptions
 from appliance.signing.validate import Verdict, validate_pdf
 from appliance.workflow.access import active_user, load_visible, may_act_for
 from appliance.workflow.certificates import signing_key_label, usable_personal_certificate
@@ -56,13 +60,19 @@ from appliance.workflow.codes import (
     issue_code,
     record_failed_attempt,
 )
-from appliance.workflow.completion import complete_contract
+from appliance.workflow.completion import complete_contract, issue_completion_certificate
 from appliance.workflow.context import WorkflowContext
-from appliance.workflow.drafts import discard_unreferenced_blob
 from appliance.workflow.errors import DocumentIntegrityFailed, InvalidState, NotYourTurn
 from appliance.workflow.idempotency import IdempotencyKey, remember, replay
 from appliance.workflow.notices import notify_turn
-from appliance.workflow.store import current_version, find_party, lock_contract, record
+from appliance.workflow.store import (
+    current_version,
+    find_party,
+    lock_contract,
+    record,
+    record_evidence,
+)
+from appliance.workflow.sweep import discard_unreferenced_blob
 from appliance.workflow.views import ContractView, contract_view
 
 log = logging.getLogger(__name__)
@@ -136,6 +146,28 @@ def sign_party(
     code: str,
     idempotency: IdempotencyKey | None = None,
 ) -> ContractView:
+    view = _sign_atomically(ctx, principal, client, contract_id, party_id, code, idempotency)
+    if view.state is ContractState.COMPLETED and not view.has_completion_certificate:
+        try:
+            issue_completion_certificate(ctx, contract_id)
+        except Exception:  # the signing stands; the deadline job makes the certificate later
+            log.exception("contract %s completed, but its certificate of completion failed", contract_id)
+            return view
+        with ctx.sessions() as session:
+            user = active_user(session, principal.user_id)
+            return contract_view(session, load_visible(session, user, contract_id), user)
+    return view
+
+
+def _sign_atomically(
+    ctx: WorkflowContext,
+    principal: Principal,
+    client: ClientInfo,
+    contract_id: int,
+    party_id: int,
+    code: str,
+    idempotency: IdempotencyKey | None,
+) -> ContractView:
     key = code_key(ctx.config.secrets.session_secret)
     written: list[str] = []
     try:
@@ -144,10 +176,13 @@ def sign_party(
                 ctx, session, principal, client, contract_id, party_id, code, key, idempotency, written
             )
     except CodeRejected as failure:
-        _record_code_failure(ctx, principal, client, contract_id, party_id, failure)
+        details = {"party_id": party_id, "problem": failure.problem.value}
+        _record_refusal(ctx, principal, client, contract_id, "code_failed", details, failure)
         raise
     except DocumentIntegrityFailed as failure:
-        _record_integrity_failure(ctx, principal, client, contract_id, failure)
+        log.error("contract %s: %s", contract_id, failure.detail)
+        details = {"party_id": party_id, "problem": failure.detail[:1000]}
+        _record_refusal(ctx, principal, client, contract_id, "integrity_failed", details)
         raise
     except BaseException as failure:
         if isinstance(failure, ApplianceError):
@@ -192,10 +227,19 @@ def _sign_locked(
         key=key,
         now=now,
     )
+    record_evidence(
+        session,
+        contract,
+        "code_verified",
+        actor=user,
+        client=client,
+        now=now,
+        details={"party_id": party.id, "document_sha256": version.sha256},
+    )
     signer = resolve_signer(session, ctx.signing, key_label)
     last = all(p.status is PartyStatus.SIGNED for p in contract.parties if p.id != party.id)
     with tempfile.TemporaryFile() as signed:
-        _sign_fields(ctx, signer, version, contract, party, stamp_image, last=last, output=signed)
+        level = _sign_fields(ctx, signer, version, contract, party, stamp_image, last=last, output=signed)
         signed.seek(0)
         new_sha256 = ctx.blobs.put(signed)
         written.append(new_sha256)
@@ -217,27 +261,20 @@ def _sign_locked(
         party.user_id = user.id  # the seal keeper who applied it
     contract.updated_at = now
     session.flush()
-    record(
-        session,
-        contract,
-        "signed",
-        actor=user,
-        client=client,
-        now=now,
-        details={
-            "party_id": party.id,
-            "party": party.display_name,
-            "kind": party.kind.value,
-            "certificate_serial": signer.certificate.serial_number,
-            "certificate_subject": signer.certificate.subject.human_friendly,
-            "document_sha256_before": version.sha256,
-            "document_sha256_after": new_sha256,
-            "fields": len(party.fields),
-        },
-    )
+    signed_facts = {
+        "party_id": party.id,
+        "party": party.display_name,
+        "kind": party.kind.value,
+        "certificate_serial": signer.certificate.serial_number,
+        "certificate_subject": signer.certificate.subject.human_friendly,
+        "document_sha256_before": version.sha256,
+        "document_sha256_after": new_sha256,
+        "fields": len(party.fields),
+        "pades_level": level.value,
+    }
+    record(session, contract, "signed", actor=user, client=client, now=now, details=signed_facts)
     if last:
-        completion = complete_contract(ctx, session, contract, user, client, now)
-        written.append(completion)
+        complete_contract(ctx, session, contract, user, client, now)
     else:
         _advance_turn(ctx, session, contract)
     view = contract_view(session, contract, user)
@@ -281,8 +318,9 @@ def _sign_fields(
     *,
     last: bool,
     output: BinaryIO,
-) -> None:
-    """One signature per field of the party (each with its stamp), the last one into `output`."""
+) -> PadesLevel:
+    """One signature per field of the party (each with its stamp), the last one into `output`;
+    returns the PAdES level of the last one."""
     with ExitStack() as stack:
         current: BinaryIO = stack.enter_context(tempfile.TemporaryFile())
         _copy_checked(ctx, version, current)
@@ -293,7 +331,7 @@ def _sign_fields(
             final = index == len(fields) - 1
             target = output if final else stack.enter_context(tempfile.TemporaryFile())
             current.seek(0)
-            sign_stream(
+            result = sign_stream(
                 ctx.signing,
                 signer,
                 current,
@@ -315,6 +353,7 @@ def _sign_fields(
                 ),
             )
             current = target  # the next field signs the output of this one
+    return result.level
 
 
 def _copy_checked(ctx: WorkflowContext, version: DocumentVersion, output: BinaryIO) -> None:
@@ -361,46 +400,20 @@ def _advance_turn(ctx: WorkflowContext, session: Session, contract: Contract) ->
     notify_turn(ctx, session, contract, turn)
 
 
-def _record_code_failure(
+def _record_refusal(
     ctx: WorkflowContext,
     principal: Principal,
     client: ClientInfo,
     contract_id: int,
-    party_id: int,
-    failure: CodeRejected,
+    action: str,
+    details: Mapping[str, object],
+    failed_code: CodeRejected | None = None,
 ) -> None:
+    """Keep a refused signing on record, in a transaction of its own after the rollback."""
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
-        record_failed_attempt(session, failure, now)
+        if failed_code is not None:
+            record_failed_attempt(session, failed_code, now)
         contract = lock_contract(session, contract_id)
-        record(
-            session,
-            contract,
-            "code_failed",
-            actor=session.get(User, principal.user_id),
-            client=client,
-            now=now,
-            details={"party_id": party_id, "problem": failure.problem.value},
-        )
-
-
-def _record_integrity_failure(
-    ctx: WorkflowContext,
-    principal: Principal,
-    client: ClientInfo,
-    contract_id: int,
-    failure: DocumentIntegrityFailed,
-) -> None:
-    now = ctx.clock.now()
-    log.error("contract %s: %s", contract_id, failure.detail)
-    with transaction(ctx.sessions) as session:
-        contract = lock_contract(session, contract_id)
-        record(
-            session,
-            contract,
-            "integrity_failed",
-            actor=session.get(User, principal.user_id),
-            client=client,
-            now=now,
-            details={"problem": failure.detail[:1000]},
-        )
+        actor = session.get(User, principal.user_id)
+        record(session, contract, action, actor=actor, client=client, now=now, details=details)

@@ -64,20 +64,21 @@ def record(
     The operation log is appended last because it locks the one chain head row; callers
     record after their slow work.
     """
-    facts = dict(details or {})
-    append_evidence(
-        session,
-        contract,
-        EvidenceRecord(
-            action=action,
-            occurred_at=now,
-            actor_user_id=actor.id if actor else None,
-            actor_name=actor.display_name if actor else "appliance",
-            client_address=client.address if client else None,
-            user_agent=client.user_agent if client else None,
-            details=facts,
-        ),
-    )
+    record_evidence(session, contract, action, actor=actor, client=client, now=now, details=details)
+    log_operation(session, contract, action, actor=actor, client=client, now=now, details=details)
+
+
+def log_operation(
+    session: Session,
+    contract: Contract,
+    action: str,
+    *,
+    actor: User | None,
+    client: ClientInfo | None,
+    now: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """The operation log's record of a contract's change (see `record`)."""
     append_event(
         session,
         AuditRecord(
@@ -90,6 +91,33 @@ def record(
             contract_id=contract.id,
             client_address=client.address if client else None,
             user_agent=client.user_agent if client else None,
-            details=facts,
+            details=dict(details or {}),
+        ),
+    )
+
+
+def record_evidence(
+    session: Session,
+    contract: Contract,
+    action: str,
+    *,
+    actor: User | None,
+    client: ClientInfo | None,
+    now: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Append to the contract's evidence only: for a step in the middle of a transaction, which
+    must not take the operation log's lock before its slow work (the signing) is done."""
+    append_evidence(
+        session,
+        contract,
+        EvidenceRecord(
+            action=action,
+            occurred_at=now,
+            actor_user_id=actor.id if actor else None,
+            actor_name=actor.display_name if actor else "appliance",
+            client_address=client.address if client else None,
+            user_agent=client.user_agent if client else None,
+            details=dict(details or {}),
         ),
     )

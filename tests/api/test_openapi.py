@@ -23,9 +23,13 @@ from tests.api.conftest import ApiEnv
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-API_BLUEPRINTS = ("api.", "contracts_api.", "certificates_api.")
+API_BLUEPRINTS = ("api.", "contracts_api.", "certificates_api.", "authenticator_api.")
 EXPECTED = {
     ("get", "/api/v1/"),
+    ("get", "/api/v1/authenticator"),
+    ("post", "/api/v1/authenticator"),
+    ("delete", "/api/v1/authenticator"),
+    ("post", "/api/v1/authenticator/confirm"),
     ("get", "/api/v1/certificates/agreement"),
     ("get", "/api/v1/certificates/mine"),
     ("post", "/api/v1/certificates/mine"),

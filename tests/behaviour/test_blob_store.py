@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from appliance.errors import InvalidInput, NotFound, Unavailable
 from appliance.storage import BlobStore, FilesystemBlobStore
 from appliance.storage.fs import STORE_UNAVAILABLE
 from tests.fakes.blobs import MemoryBlobStore
+from tests.fakes.clock import FakeClock
 
 
 @pytest.fixture(params=["filesystem", "memory"])
@@ -22,7 +25,28 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def store(kind: str, tmp_path: Path) -> BlobStore:
-    return FilesystemBlobStore(tmp_path) if kind == "filesystem" else MemoryBlobStore()
+    return FilesystemBlobStore(tmp_path) if kind == "filesystem" else MemoryBlobStore(FakeClock())
+
+
+PutAt = Callable[[bytes, datetime], str]
+
+
+@pytest.fixture
+def put_at(store: BlobStore, tmp_path: Path) -> PutAt:
+    """Store content as if it had been stored at `when` (each kind keeps the time its own way)."""
+
+    def put(data: bytes, when: datetime) -> str:
+        if isinstance(store, MemoryBlobStore):
+            assert isinstance(store.clock, FakeClock)
+            store.clock.set(when)
+            name = store.put(io.BytesIO(data))
+            store.clock.set(datetime.now(UTC))
+            return name
+        name = store.put(io.BytesIO(data))
+        os.utime(tmp_path / name[:2] / name, (when.timestamp(), when.timestamp()))
+        return name
+
+    return put
 
 
 @pytest.fixture
@@ -150,3 +174,63 @@ def test_a_store_that_cannot_write_is_unavailable_and_keeps_its_details(
 
 def test_a_writable_store_says_so(store: BlobStore) -> None:
     store.check_writable()
+
+
+def test_names_older_than_lists_the_blobs_stored_before_the_cutoff(store: BlobStore, put_at: PutAt) -> None:
+    now = datetime.now(UTC)
+    two_days = put_at(b"two days old", now - timedelta(days=2))
+    two_hours = put_at(b"two hours old", now - timedelta(hours=2))
+    fresh = store.put(io.BytesIO(b"just stored"))
+    assert set(store.names_older_than(now - timedelta(days=3))) == set()
+    assert set(store.names_older_than(now - timedelta(days=1))) == {two_days}
+    assert set(store.names_older_than(now - timedelta(hours=1))) == {two_days, two_hours}
+    assert sorted(store.names_older_than(now + timedelta(minutes=1))) == sorted([two_days, two_hours, fresh])
+
+
+def test_storing_a_blob_again_makes_it_new_again(store: BlobStore, put_at: PutAt) -> None:
+    # a write about to be referred to must get the whole grace period, even when the same
+    # content was already stored (and left unreferenced) long ago
+    now = datetime.now(UTC)
+    name = put_at(b"the same normalised upload", now - timedelta(days=2))
+    assert list(store.names_older_than(now - timedelta(hours=1))) == [name]
+    assert store.put(io.BytesIO(b"the same normalised upload")) == name
+    assert list(store.names_older_than(now - timedelta(hours=1))) == []
+    assert store.get(name) == b"the same normalised upload"
+
+
+def test_deleted_blobs_are_not_listed_and_deleting_while_listing_is_safe(
+    store: BlobStore, put_at: PutAt
+) -> None:
+    now = datetime.now(UTC)
+    names = {put_at(f"blob {i}".encode(), now - timedelta(hours=2)) for i in range(40)}
+    listed = []
+    for name in store.names_older_than(now):
+        store.delete(name)
+        listed.append(name)
+    assert sorted(listed) == sorted(names)  # each exactly once
+    assert list(store.names_older_than(now + timedelta(minutes=1))) == []
+    assert not any(store.exists(name) for name in names)
+
+
+def test_a_cutoff_without_timezone_is_invalid_input(store: BlobStore) -> None:
+    store.put(io.BytesIO(b"x"))
+    with pytest.raises(InvalidInput, match="timezone"):
+        store.names_older_than(datetime.now())  # naive: no timezone
+
+
+def test_the_file_store_lists_only_blobs(tmp_path: Path) -> None:
+    """Temp files of writes under way or cut off, and whatever else lies in the folder, are not blobs."""
+    store = FilesystemBlobStore(tmp_path)
+    name = store.put(io.BytesIO(b"a blob"))
+    folder = tmp_path / name[:2]
+    (tmp_path / ".tmp-abc.part").write_bytes(b"half a blob")
+    (folder / ".tmp-def.part").write_bytes(b"half a blob")
+    (folder / (name[:-1] + "X")).write_bytes(b"not a sha256 name")
+    (folder / (name[:2] + "0" * 62)).mkdir()  # a folder with a blob's name
+    wrong = tmp_path / ("ff" if name[:2] != "ff" else "00")
+    wrong.mkdir()
+    (wrong / name).write_bytes(b"a blob's name in the wrong folder")
+    (tmp_path / "zz").mkdir()
+    (tmp_path / "zz" / hashlib.sha256(b"elsewhere").hexdigest()).write_bytes(b"not in a blob folder")
+    (tmp_path / "README").write_text("not a blob")
+    assert list(store.names_older_than(datetime.now(UTC) + timedelta(minutes=1))) == [name]

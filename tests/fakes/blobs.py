@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Iterator
+from datetime import datetime
 from typing import BinaryIO
 
+from appliance.clock import Clock, SystemClock
 from appliance.errors import InvalidInput, NotFound, Unavailable
 from appliance.storage.fs import STORE_UNAVAILABLE
 
@@ -16,11 +19,14 @@ _CHUNK = 1 << 20
 
 class MemoryBlobStore:
     """Blobs in a dict, named by their sha256. Set `writable = False` to make it refuse writes
-    (as a full or read-only disk would); reads go on working."""
+    (as a full or read-only disk would); reads go on working. `clock` says when each blob is
+    stored (the file store uses the files' modification times)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self._blobs: dict[str, bytes] = {}
+        self._stored_at: dict[str, datetime] = {}
         self.writable = True
+        self.clock = clock or SystemClock()
 
     def put(self, stream: BinaryIO) -> str:
         self.check_writable()
@@ -31,6 +37,7 @@ class MemoryBlobStore:
             body.write(chunk)
         sha256 = digest.hexdigest()
         self._blobs.setdefault(sha256, body.getvalue())
+        self._stored_at[sha256] = self.clock.now()
         return sha256
 
     def open(self, sha256: str) -> BinaryIO:
@@ -47,6 +54,13 @@ class MemoryBlobStore:
 
     def delete(self, sha256: str) -> None:
         self._blobs.pop(_checked(sha256), None)
+        self._stored_at.pop(sha256, None)
+
+    def names_older_than(self, cutoff: datetime) -> Iterator[str]:
+        if cutoff.tzinfo is None or cutoff.utcoffset() is None:
+            raise InvalidInput("the cutoff for listing blobs must be timezone-aware")
+        # a copy, so that deleting while iterating is safe as in the file store
+        return iter([name for name, stored in self._stored_at.items() if stored < cutoff])
 
     def check_writable(self) -> None:
         if not self.writable:

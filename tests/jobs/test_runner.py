@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import subprocess
 import sys
 import threading
@@ -9,13 +12,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from appliance.audit import verify_chain
 from appliance.db import create_db_engine, migrate_database
-from appliance.errors import Unavailable
+from appliance.errors import InvalidInput, Unavailable
 from appliance.jobs import Job, default_jobs, run_due_jobs
 from appliance.jobs.runner import LEASE, Outcome
-from appliance.models import JobRun
+from appliance.models import AuditEvent, JobRun
 from appliance.services import Services, build_services
+from appliance.workflow.sweep import sweep_unreferenced_blobs
 from tests.conftest import ConfigFactory
 from tests.fakes.clock import FakeClock
 
@@ -118,24 +124,65 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "login-throttle-purge",
         "contract-deadlines",
         "crl-refresh",
+        "blob-sweep",
     ]
     first = subprocess.run([*command, "run-due", "--force"], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "crl-refresh: done - CRL " in first.stdout
     assert "login-throttle-purge: done - purged 0 expired login counters" in first.stdout
-    assert "contract-deadlines: done - expired 0, reminded 0, purged 0 idempotent answers" in first.stdout
+    assert (
+        "contract-deadlines: done - expired 0, reminded 0, made 0 certificates of completion, "
+        "purged 0 idempotent answers"
+        in first.stdout
+    )
+    assert "blob-sweep: done - removed 0 unreferenced blobs, kept 0" in first.stdout
     again = subprocess.run([*command, "run-due"], capture_output=True, text=True, timeout=120)
     assert again.stdout.strip().splitlines() == [
         "login-throttle-purge: not_due",
         "contract-deadlines: not_due",
         "crl-refresh: not_due",
+        "blob-sweep: not_due",
     ]
     unknown = subprocess.run(
         [*command, "run-due", "--job", "nope"], capture_output=True, text=True, timeout=120
     )
     assert unknown.returncode == 2
-    assert "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh" in unknown.stderr
+    assert (
+        "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh, blob-sweep"
+        in unknown.stderr
+    )
 
 
-def test_only_the_purge_and_deadline_jobs_without_hsm_or_directory(services: Services) -> None:
-    assert [job.name for job in default_jobs(services)] == ["login-throttle-purge", "contract-deadlines"]
+def test_only_the_purge_deadline_and_sweep_jobs_without_hsm_or_directory(services: Services) -> None:
+    assert [job.name for job in default_jobs(services)] == [
+        "login-throttle-purge",
+        "contract-deadlines",
+        "blob-sweep",
+    ]
+
+
+def test_the_sweep_job_removes_old_unreferenced_blobs_and_logs_it(
+    services: Services, clock: FakeClock
+) -> None:
+    root = services.config.storage.path
+
+    def stored_ago(data: bytes, age: timedelta) -> str:
+        name = services.blobs.put(io.BytesIO(data))
+        when = (clock.now() - age).timestamp()
+        os.utime(root / name[:2] / name, (when, when))
+        return name
+
+    old = stored_ago(b"left by a signing killed before its commit", timedelta(hours=2))
+    in_flight = stored_ago(b"a signing's blob, its commit still to come", timedelta(minutes=10))
+    sweep = [job for job in default_jobs(services) if job.name == "blob-sweep"]
+    outcomes = run_due_jobs(services, sweep)
+    assert [(o.outcome, o.summary) for o in outcomes] == [
+        (Outcome.DONE, "removed 1 unreferenced blobs, kept 0")
+    ]
+    assert not services.blobs.exists(old) and services.blobs.exists(in_flight)
+    with pytest.raises(InvalidInput, match="grace period"):
+        sweep_unreferenced_blobs(services.workflow, older_than=timedelta(seconds=-1))
+    with services.sessions() as session:
+        logged = session.scalars(select(AuditEvent).where(AuditEvent.action == "blobs.swept")).all()
+        assert [json.loads(e.details) for e in logged] == [{"removed": 1, "older_than_seconds": 3600}]
+        assert verify_chain(session) == []

@@ -14,6 +14,7 @@ from appliance.errors import Unavailable
 from appliance.models import ContractState, EvidenceEvent, PartyStatus
 from appliance.storage import FilesystemBlobStore
 from appliance.workflow import queries, signatures
+from appliance.workflow.completion import issue_missing_completion_certificates
 from appliance.workflow.errors import DocumentIntegrityFailed
 from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
 
@@ -123,3 +124,20 @@ def test_a_document_changed_in_storage_is_never_signed_on_top(workflow_factory) 
     assert not report.intact and report.bad_versions == (
         "version 2: its file no longer has its recorded sha256",
     )
+
+
+def test_a_certificate_of_completion_that_fails_is_made_by_the_job(workflow_factory) -> None:
+    env = workflow_factory()
+    view = env.start([("alice", 1)])
+    alice = party_id(view, "张伟")
+    code = env.code_for(env.people["alice"], view.id, alice)
+    # the signed version is stored; the certificate of completion after it is not
+    flaky = dataclasses.replace(env.ctx, blobs=FailingPut(Path(env.services.config.storage.path), 1))
+    done = signatures.sign_party(flaky, env.people["alice"], CLIENT, view.id, alice, code)
+    assert done.state is ContractState.COMPLETED and not done.has_completion_certificate
+    assert issue_missing_completion_certificates(env.ctx) == 1
+    assert issue_missing_completion_certificates(env.ctx) == 0
+    final = queries.get_contract(env.ctx, env.people["initiator"], CLIENT, view.id)
+    assert final.has_completion_certificate
+    actions = [e.action for e in queries.contract_evidence(env.ctx, env.people["initiator"], view.id)]
+    assert actions[-2:] == ["completed", "completion_certificate"]

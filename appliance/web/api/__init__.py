@@ -1,8 +1,8 @@
 """REST API v1: JSON in and out, bearer tokens, errors as application/problem+json.
 
 `bp` answers without a token (what this appliance is, and the OpenAPI document); the
-contract and certificate blueprints take bearer tokens only, which is why all of these
-are exempt from CSRF.
+contract, certificate and authenticator blueprints take bearer tokens only, which is why
+all of these are exempt from CSRF.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from appliance import __version__
-from appliance.web.api import certificates, contracts
+from appliance.web.api import authenticator, certificates, contracts
 from appliance.web.api.models import ServiceInfo
 from appliance.web.api.spec import PUBLIC, openapi_document, responses, spec
 from appliance.web.context import current_services
@@ -39,5 +39,5 @@ def openapi() -> Response:
     return jsonify(openapi_document())
 
 
-BLUEPRINTS: tuple[Blueprint, ...] = (bp, contracts.bp, certificates.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (bp, contracts.bp, certificates.bp, authenticator.bp)
 """Register each and exempt each from CSRF (Flask-WTF looks at the request's own blueprint)."""

@@ -30,6 +30,7 @@ from appliance.models import (
     PartyStatus,
     Routing,
 )
+from appliance.workflow.authenticator import AuthenticatorStatus, EnrolmentStarted
 from appliance.workflow.certificates import Agreement, CertificateView
 from appliance.workflow.closing import MAX_REASON
 from appliance.workflow.drafts import MAX_FIELDS_PER_PARTY, MAX_MESSAGE, MAX_PARTIES, MAX_TITLE
@@ -438,3 +439,39 @@ def _summary_out(view: ContractSummary) -> ContractSummaryOut:
         updated_at=view.updated_at,
         your_turn=view.your_turn,
     )
+
+
+# -- authenticator app ----------------------------------------------------------------------
+
+
+class ConfirmEnrolmentIn(_Body):
+    email_code: Code = Field(description="The code e-mailed to you when you started adding the app.")
+    authenticator_code: Code = Field(description="The code your authenticator app shows now.")
+
+
+class EnrolmentOut(BaseModel):
+    provisioning_uri: str = Field(description="otpauth:// URI: show it as a QR code for the app to scan.")
+    secret: str = Field(description="Base32, for typing into the app when the QR code cannot be scanned.")
+    expires_at: AwareDatetime = Field(description="Confirm before this, or start again.")
+    destination: str = Field(description="Where the e-mailed code went, masked.")
+
+
+class AuthenticatorStatusOut(BaseModel):
+    enrolled: bool = Field(
+        description="You have a confirmed authenticator app; verification codes for signing come "
+        "from it when the appliance uses authenticator apps."
+    )
+    confirmed_at: AwareDatetime | None
+
+
+def enrolment_out(started: EnrolmentStarted) -> EnrolmentOut:
+    return EnrolmentOut(
+        provisioning_uri=started.provisioning_uri,
+        secret=started.secret,
+        expires_at=started.expires_at,
+        destination=started.destination,
+    )
+
+
+def authenticator_status_out(status: AuthenticatorStatus) -> AuthenticatorStatusOut:
+    return AuthenticatorStatusOut(enrolled=status.enrolled, confirmed_at=status.confirmed_at)
