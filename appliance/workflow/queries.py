@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -276,7 +277,7 @@ def _viewed(session: Session, contract: Contract, user: User) -> bool:
             EvidenceEvent.actor_user_id == user.id,
         )
     ):
-        if sha256 in details:
+        if json.loads(details).get("document_sha256") == sha256:
             return True
     return False
 

@@ -27,6 +27,7 @@ API_BLUEPRINTS = ("api.", "contracts_api.", "certificates_api.", "authenticator_
 EXPECTED = {
     ("get", "/api/v1/"),
     ("get", "/api/v1/authenticator"),
+    ("get", "/api/v1/people"),
     ("post", "/api/v1/authenticator"),
     ("delete", "/api/v1/authenticator"),
     ("post", "/api/v1/authenticator/confirm"),

@@ -192,3 +192,20 @@ def test_a_colleague_who_never_signed_in_is_found_and_added(workflow_factory) ->
             session.scalars(select(User.email).where(User.username == "liu.yang")).one()
             == "liu.yang@example.com"
         )
+
+
+def test_a_party_opening_the_contract_in_turn_is_recorded_once_per_version(workflow_factory) -> None:
+    env = workflow_factory()
+    view = env.start([("alice", 1), ("bob", 2)])
+    for _ in range(2):
+        queries.get_contract(env.ctx, env.people["alice"], CLIENT, view.id)
+    queries.get_contract(env.ctx, env.people["bob"], CLIENT, view.id)  # not his turn yet: no record
+    queries.get_contract(env.ctx, env.people["initiator"], CLIENT, view.id)
+    viewed = [
+        e
+        for e in queries.contract_evidence(env.ctx, env.people["initiator"], view.id)
+        if e.action == "viewed"
+    ]
+    assert [(e.actor_name, e.details["document_sha256"]) for e in viewed] == [
+        ("张伟", view.versions[-1].sha256)
+    ]

@@ -1,5 +1,6 @@
-"""/api/v1/certificates and /api/v1/seals: the certificate agreement, your personal
-certificate, and organisation seals with their certificates (org admins)."""
+"""/api/v1/certificates, /api/v1/seals and /api/v1/people: the certificate agreement, your
+personal certificate, organisation seals with their certificates (org admins), and the
+directory search that finds the people to add as parties."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from appliance.web.api.models import (
     ConsentIn,
     MyCertificateOut,
     NewSealIn,
+    PeopleOut,
+    PeopleQuery,
     SealOut,
     agreement_out,
     certificate_out,
+    people_out,
 )
 from appliance.web.api.spec import responses, spec
 from appliance.web.api.transport import ID, api_blueprint, api_principal
@@ -26,6 +30,7 @@ from appliance.workflow.certificates import (
     create_seal,
     my_certificate,
 )
+from appliance.workflow.drafts import find_people
 
 bp = api_blueprint("certificates_api", __name__)
 
@@ -87,3 +92,14 @@ def _consent(body: ConsentIn) -> Consent:
     return Consent(
         agreement_version=body.agreement_version, agreement_sha256=body.agreement_sha256, locale=body.locale
     )
+
+
+@bp.get("/people")
+@spec.validate(resp=responses(200, PeopleOut, 503), tags=["parties"], operation_id="find_people")
+def people(query: PeopleQuery) -> PeopleOut:
+    """People in the directory to add as parties (they need not have signed in yet)
+
+    Matches part of a name, login name or e-mail; enabled accounts only. E-mail addresses and
+    phone numbers are not shown.
+    """
+    return people_out(find_people(current_services().workflow, api_principal(), query.q, limit=query.limit))

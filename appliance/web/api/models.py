@@ -33,7 +33,7 @@ from appliance.models import (
 from appliance.workflow.authenticator import AuthenticatorStatus, EnrolmentStarted
 from appliance.workflow.certificates import Agreement, CertificateView
 from appliance.workflow.closing import MAX_REASON
-from appliance.workflow.drafts import MAX_FIELDS_PER_PARTY, MAX_MESSAGE, MAX_PARTIES, MAX_TITLE
+from appliance.workflow.drafts import MAX_FIELDS_PER_PARTY, MAX_MESSAGE, MAX_PARTIES, MAX_TITLE, PersonChoice
 from appliance.workflow.idempotency import MAX_KEY
 from appliance.workflow.queries import MAX_PAGE, ContractPage, ListRole
 from appliance.workflow.signatures import CodeSent
@@ -475,3 +475,35 @@ def enrolment_out(started: EnrolmentStarted) -> EnrolmentOut:
 
 def authenticator_status_out(status: AuthenticatorStatus) -> AuthenticatorStatusOut:
     return AuthenticatorStatusOut(enrolled=status.enrolled, confirmed_at=status.confirmed_at)
+
+
+class PeopleQuery(_Body):
+    q: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_text)] = Field(
+        description="Part of a name, login name or e-mail address (2 to 100 characters)."
+    )
+    limit: int = Field(20, ge=1, le=50)
+
+
+class PersonOut(BaseModel):
+    username: str = Field(description="What to send as `username` when adding the person as a party.")
+    display_name: str
+    department: str | None
+    organisation: str | None
+
+
+class PeopleOut(BaseModel):
+    items: list[PersonOut]
+
+
+def people_out(choices: list[PersonChoice]) -> PeopleOut:
+    return PeopleOut(
+        items=[
+            PersonOut(
+                username=c.username,
+                display_name=c.display_name,
+                department=c.department,
+                organisation=c.organisation,
+            )
+            for c in choices
+        ]
+    )
