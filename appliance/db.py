@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,3 +117,26 @@ def ensure_migrated(engine: Engine) -> None:
             f"the database schema is at revision {current or 'none (empty database)'} "
             f"but this version needs {head}: run `appliance migrate` first"
         )
+
+
+@contextmanager
+def scratch_schema(url: str, prefix: str) -> Iterator[str]:
+    """A new, empty schema in the PostgreSQL database at `url`, dropped with all it holds on
+    the way out; yields the URL whose connections use it (search_path).
+
+    For the test suite and the benchmarks: one PostgreSQL database serves many runs at once,
+    each in a schema of its own.
+    """
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = create_engine(url)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+        try:
+            yield scoped.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()

@@ -1,9 +1,10 @@
 """A complete appliance for bench/flow.py, in a temp dir, on its embedded defaults.
 
-SQLite, the blob store on disk, a SoftHSM2 token of its own (SOFTHSM2_CONF points at a token
-directory inside the temp dir, for this process and every command it starts), the PKI made by
-`appliance pki init`, mail to an aiosmtpd server in this process, and `appliance serve`
-(gunicorn, the project's gunicorn config, 2 workers). Everything listens on 127.0.0.1.
+SQLite (or a schema of its own in a PostgreSQL database, with --postgresql), the blob store on
+disk, a SoftHSM2 token of its own (SOFTHSM2_CONF points at a token directory inside the temp
+dir, for this process and every command it starts), the PKI made by `appliance pki init`, mail
+to an aiosmtpd server in this process, and `appliance serve` (gunicorn, the project's gunicorn
+config, 2 workers). Everything listens on 127.0.0.1.
 
 People are written straight into the database as the directory would have provisioned them
 (there is no directory here), each signer with a personal certificate applied for with
@@ -41,6 +42,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from appliance.auth.records import ClientInfo, Principal
 from appliance.config import AppConfig, load_config
+from appliance.db import scratch_schema
 from appliance.models import Organisation, Role, User, UserRole, UserSource
 from appliance.services import Services, build_services
 from appliance.workflow.certificates import Consent, apply_personal_certificate, certificate_agreement
@@ -158,8 +160,10 @@ class Crew:
 class Site:
     """The appliance in `base`; `start()` sets it up and serves it, `stop()` ends every process."""
 
-    def __init__(self, base: Path, crews: int) -> None:
+    def __init__(self, base: Path, crews: int, database_url: str | None = None) -> None:
         self.base = base
+        self.database_url = database_url
+        """None: the embedded default, SQLite in `base`."""
         self.crews_wanted = crews
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -195,6 +199,8 @@ class Site:
             "starttls": False,
             "from_address": "esign@example.org",
         }
+        if self.database_url is not None:
+            raw["database"] = {"url": self.database_url}
         # all the bench's signers sign from 127.0.0.1, far more often than a person would
         raw["codes"] = {"per_signer_per_hour": 1000, "per_address_per_hour": 100_000, "lifetime_seconds": 600}
         # no directory here: the people written below stay vouched for through the run
@@ -340,10 +346,12 @@ class Site:
 
 
 @contextmanager
-def running_site(base: Path, crews: int) -> Iterator[Site]:
-    """The site, stopped on the way out whatever happens (an error, Ctrl-C, SIGTERM)."""
-    site = Site(base, crews)
+def running_site(base: Path, crews: int, postgresql: str | None = None) -> Iterator[Site]:
+    """The site, stopped on the way out whatever happens (an error, Ctrl-C, SIGTERM); with
+    `postgresql` (a database URL), on a schema of its own in that database, dropped after."""
     with ExitStack() as stack:
+        url = stack.enter_context(scratch_schema(postgresql, "bench_flow")) if postgresql else None
+        site = Site(base, crews, url)
         stack.callback(site.stop)
         site.start()
         yield site

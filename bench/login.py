@@ -233,9 +233,7 @@ def bench_http(work: Path, section: dict[str, object], server: Server, people: i
             site.login(f"p{i:05d}", f"pw-{i:05d}")
         print(f"HTTP sign-in through gunicorn (2 workers, SQLite), {logins} logins per row")
         for clients in (1, 4):
-            ours, ours_rate = concurrently(
-                lambda i: site.login(f"p{i:05d}", f"pw-{i:05d}"), picks, clients
-            )
+            ours, ours_rate = concurrently(lambda i: site.login(f"p{i:05d}", f"pw-{i:05d}"), picks, clients)
             base, base_rate = concurrently(
                 lambda i: timed(lambda: baseline_login(server, f"p{i:05d}", f"pw-{i:05d}")), picks, clients
             )

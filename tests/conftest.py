@@ -17,10 +17,9 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, make_url, text
 
 from appliance.config import AppConfig, load_config
-from appliance.db import create_db_engine, migrate_database
+from appliance.db import create_db_engine, migrate_database, scratch_schema
 from appliance.web import create_app
 
 pytest_plugins: list[str] = [
@@ -135,14 +134,5 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = os.environ.get(PG_URL_ENV)
     require_backend("PostgreSQL", bool(base), f"{PG_URL_ENV} is not set")
     assert base is not None
-    schema = f"test_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base, "test") as url:
+        yield url

@@ -14,9 +14,10 @@ Both take the `SigningKit` built once by `build_services`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.timestamps import TimeStamper
@@ -135,15 +136,28 @@ def load_timestamper(session: Session, kit: SigningKit) -> TimeStamper | None:
     timestamp never needs a second database connection while the caller's transaction is open
     (on SQLite that one holds the write lock, and the second would wait for it).
 
+    One timestamper per TSA (certificate, or URL) is kept in the kit: pyHanko's timestamper
+    learns the TSA's certificates from a first, dummy token and keeps them, so a fresh one for
+    every signature would cost an extra timestamp each time. A new TSA certificate is a new
+    key here; the kept one checks its material's validity for every token it makes.
+
     :raises PkiNotInitialised: the internal TSA has no certificate yet.
+    :raises CaNotUsable: the internal TSA's certificate or a CA above it is revoked or superseded.
     """
-    if kit.config.tsa.mode is TsaMode.NONE:
+    tsa = kit.config.tsa
+    if tsa.mode is TsaMode.NONE:
         return None
     pki = _pki_context(kit)
-    if kit.config.tsa.mode is TsaMode.INTERNAL:
+    if tsa.mode is TsaMode.INTERNAL:
         material = load_tsa(session)
-        return make_timestamper(pki, lambda: material)
-    return make_timestamper(pki, _no_material)
+        key = ("internal", material.tsa.certificate.dump())
+        loader: Callable[[], TsaMaterial] = lambda: material  # noqa: E731
+    else:
+        key, loader = ("external", (tsa.url or "").encode()), _no_material
+    kept = kit.timestampers.get(key)
+    if kept is None:
+        kept = kit.timestampers.setdefault(key, make_timestamper(pki, loader))
+    return cast(TimeStamper, kept)
 
 
 def verify_file(*, sessions: sessionmaker[Session], clock: Clock, path: Path) -> ValidationReport:

@@ -8,7 +8,8 @@ command builds its services, and only signing should pay for loading pyHanko.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from appliance.clock import Clock
 from appliance.config import AppConfig
@@ -25,3 +26,5 @@ class SigningKit:
     (there is never a software-key fallback)."""
     clock: Clock
     """Signing time, certificate validity and CRL freshness are all judged at its time."""
+    timestampers: dict[tuple[str, bytes], Any] = field(default_factory=dict, compare=False, repr=False)
+    """pyHanko timestampers kept for the process, by TSA (`documents.load_timestamper`)."""

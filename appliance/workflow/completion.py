@@ -3,14 +3,17 @@
 `complete_contract` runs inside the last signer's transaction, under the contract's row lock;
 when the contract is a voiding agreement, the contract it voids becomes voided in the same
 transaction. The certificate of completion is made after that commit
-(`issue_completion_certificate`): rendering and signing it is the slowest part of completing,
-and it must not hold the contract's lock (on SQLite: the database's write lock) meanwhile. The
-same request makes it at once; should that fail, the `contract-deadlines` job makes it later.
+(`issue_completion_certificate`): rendering and signing it is the slowest part of completing
+(about as long as the signature itself), and neither the contract's lock (on SQLite: the
+database's write lock) nor the last signer's answer should wait for it. The web layer makes it
+right after sending that answer (`issue_completion_certificate_or_log`); should that fail, or
+the worker stop first, the `contract-deadlines` job makes it later.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from datetime import datetime
 
@@ -35,6 +38,8 @@ from appliance.workflow.notices import notify_everyone
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, lock_contract, record
 from appliance.workflow.sweep import discard_unreferenced_blob
+
+log = logging.getLogger(__name__)
 
 
 def complete_contract(
@@ -98,6 +103,17 @@ def issue_completion_certificate(ctx: WorkflowContext, contract_id: int) -> str 
         discard_unreferenced_blob(ctx, sha256)  # unique: it holds its own signature and time
         raise
     return sha256
+
+
+def issue_completion_certificate_or_log(ctx: WorkflowContext, contract_id: int) -> None:
+    """`issue_completion_certificate` for work done after an answer was sent: nobody is left to
+    see an error, so a failure is logged and the deadline job makes the certificate later."""
+    try:
+        issue_completion_certificate(ctx, contract_id)
+    except _MadeMeanwhile:
+        return
+    except Exception:
+        log.exception("contract %s completed, but its certificate of completion failed", contract_id)
 
 
 def issue_missing_completion_certificates(ctx: WorkflowContext) -> int:

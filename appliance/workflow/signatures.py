@@ -8,8 +8,8 @@ sign the version with the party's HSM key, one visible stamp per field, timestam
 revocation info (B-LT; the contract's last signature adds a document timestamp, B-LTA,
 and locks the document); store the new blob durably; then add the version, mark the party
 signed, move the turn or complete the contract, append evidence and the operation log.
-A completed contract's certificate of completion is made after that commit
-(appliance.workflow.completion).
+A completed contract's certificate of completion is made after that commit, and after the
+answer (appliance.workflow.completion).
 
 A failure anywhere rolls all of it back; a blob already written is removed (a crash leaves
 at most an unreferenced blob, which nothing shows and the sweep removes). Wrong codes and
@@ -60,7 +60,7 @@ from appliance.workflow.codes import (
     issue_code,
     record_failed_attempt,
 )
-from appliance.workflow.completion import complete_contract, issue_completion_certificate
+from appliance.workflow.completion import complete_contract
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.errors import DocumentIntegrityFailed, InvalidState, NotYourTurn
 from appliance.workflow.idempotency import IdempotencyKey, remember, replay
@@ -146,28 +146,9 @@ def sign_party(
     code: str,
     idempotency: IdempotencyKey | None = None,
 ) -> ContractView:
-    view = _sign_atomically(ctx, principal, client, contract_id, party_id, code, idempotency)
-    if view.state is ContractState.COMPLETED and not view.has_completion_certificate:
-        try:
-            issue_completion_certificate(ctx, contract_id)
-        except Exception:  # the signing stands; the deadline job makes the certificate later
-            log.exception("contract %s completed, but its certificate of completion failed", contract_id)
-            return view
-        with ctx.sessions() as session:
-            user = active_user(session, principal.user_id)
-            return contract_view(session, load_visible(session, user, contract_id), user)
-    return view
-
-
-def _sign_atomically(
-    ctx: WorkflowContext,
-    principal: Principal,
-    client: ClientInfo,
-    contract_id: int,
-    party_id: int,
-    code: str,
-    idempotency: IdempotencyKey | None,
-) -> ContractView:
+    """Sign for `party_id` with `code`; the contract's view after it. When this signature
+    completed the contract, the caller makes its certificate of completion next
+    (`completion.issue_completion_certificate_or_log`), once the signer has the answer."""
     key = code_key(ctx.config.secrets.session_secret)
     written: list[str] = []
     try:

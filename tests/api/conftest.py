@@ -19,11 +19,10 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, make_url, text
 from werkzeug.test import TestResponse
 
 from appliance.config import load_config
-from appliance.db import create_db_engine, migrate_database, transaction
+from appliance.db import create_db_engine, migrate_database, scratch_schema, transaction
 from appliance.pki.bootstrap import init_pki
 from appliance.pki.ca import make_context
 from appliance.services import Services, build_services
@@ -142,17 +141,8 @@ def api_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     base = os.environ.get(PG_URL_ENV)
     require_backend("PostgreSQL", bool(base), f"{PG_URL_ENV} is not set")
     assert base is not None
-    schema = f"test_api_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(base, "test_api") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from appliance.db import transaction
 from appliance.errors import Unavailable
 from appliance.models.pki import Certificate
 from appliance.signing import PadesLevel, SigningKit, Verdict, validate_pdf
-from appliance.signing.documents import resolve_signer, sign_stream
+from appliance.signing.documents import load_timestamper, resolve_signer, sign_stream
 from tests.fixtures.pdfs import make_pdf
 from tests.signing.conftest import SigningEnv
 
@@ -51,6 +51,32 @@ def test_a_resolved_signer_outlives_its_transaction_and_may_sign_without_timesta
 
     assert signer.timestamper is None and signed.level is PadesLevel.B_B
     assert validate_pdf(out, signing_env.trust(), kit.clock).verdict is Verdict.VALID
+
+
+def test_the_kit_keeps_one_timestamper_per_tsa_and_every_signature_gets_its_own_token(
+    signing_env: SigningEnv,
+) -> None:
+    kit = signing_env.services.signing
+    with transaction(signing_env.services.sessions) as session:
+        first = resolve_signer(session, kit, signing_env.person.key.label)
+        second = resolve_signer(session, kit, signing_env.person.key.label)
+    assert first.timestamper is not None and second.timestamper is first.timestamper
+
+    tokens = []
+    for seed in (33, 34):
+        out = io.BytesIO()
+        sign_stream(kit, first, io.BytesIO(make_pdf(seed=seed)), out)
+        report = validate_pdf(out, signing_env.trust(), kit.clock)
+        assert report.verdict is Verdict.VALID
+        timestamp = report.signatures[0].timestamp
+        assert timestamp is not None and timestamp.intact and timestamp.trusted
+        tokens.append(out.getvalue())
+    assert tokens[0] != tokens[1]
+
+    # another kit (another services object: its own HSM sessions and clock) keeps its own
+    other = SigningKit(config=kit.config, custody=kit.custody, clock=kit.clock)
+    with signing_env.services.sessions() as session:
+        assert load_timestamper(session, other) is not first.timestamper
 
 
 def test_without_an_hsm_nothing_is_signed(signing_env: SigningEnv) -> None:

@@ -14,7 +14,10 @@ from appliance.errors import Unavailable
 from appliance.models import ContractState, EvidenceEvent, PartyStatus
 from appliance.storage import FilesystemBlobStore
 from appliance.workflow import queries, signatures
-from appliance.workflow.completion import issue_missing_completion_certificates
+from appliance.workflow.completion import (
+    issue_completion_certificate_or_log,
+    issue_missing_completion_certificates,
+)
 from appliance.workflow.errors import DocumentIntegrityFailed
 from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
 
@@ -126,15 +129,21 @@ def test_a_document_changed_in_storage_is_never_signed_on_top(workflow_factory) 
     )
 
 
-def test_a_certificate_of_completion_that_fails_is_made_by_the_job(workflow_factory) -> None:
+def test_a_certificate_of_completion_that_fails_is_made_by_the_job(
+    workflow_factory, caplog: pytest.LogCaptureFixture
+) -> None:
     env = workflow_factory()
     view = env.start([("alice", 1)])
     alice = party_id(view, "张伟")
     code = env.code_for(env.people["alice"], view.id, alice)
-    # the signed version is stored; the certificate of completion after it is not
-    flaky = dataclasses.replace(env.ctx, blobs=FailingPut(Path(env.services.config.storage.path), 1))
-    done = signatures.sign_party(flaky, env.people["alice"], CLIENT, view.id, alice, code)
+    done = signatures.sign_party(env.ctx, env.people["alice"], CLIENT, view.id, alice, code)
     assert done.state is ContractState.COMPLETED and not done.has_completion_certificate
+    # the certificate made after the answer cannot be stored: logged, and nothing half-made
+    full = dataclasses.replace(env.ctx, blobs=FailingPut(Path(env.services.config.storage.path), 0))
+    issue_completion_certificate_or_log(full, view.id)
+    assert "certificate of completion failed" in caplog.text
+    unchanged = queries.get_contract(env.ctx, env.people["initiator"], CLIENT, view.id)
+    assert not unchanged.has_completion_certificate
     assert issue_missing_completion_certificates(env.ctx) == 1
     assert issue_missing_completion_certificates(env.ctx) == 0
     final = queries.get_contract(env.ctx, env.people["initiator"], CLIENT, view.id)

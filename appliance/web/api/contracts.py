@@ -7,10 +7,13 @@ may not see answers 404 exactly like one that does not exist (appliance.workflow
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from typing import BinaryIO, cast
 
 from werkzeug.wrappers import Response as BaseResponse
 
+from appliance.models import ContractState
+from appliance.web.after_response import after_response
 from appliance.web.api.models import (
     CodeSentOut,
     ContractOut,
@@ -32,6 +35,7 @@ from appliance.web.api.transport import ID, api_blueprint, api_principal, file_d
 from appliance.web.auth.principal import client_info
 from appliance.web.context import current_services
 from appliance.workflow.closing import end_contract, reject_contract, start_voiding, withdraw_contract
+from appliance.workflow.completion import issue_completion_certificate_or_log
 from appliance.workflow.drafts import (
     NewContract,
     NewField,
@@ -183,8 +187,9 @@ def sign(contract_id: int, party_id: int, json: SignIn, headers: IdempotencyHead
     Send an Idempotency-Key: a retry with the same key returns the first answer and never
     signs twice.
     """
+    workflow = current_services().workflow
     view = sign_party(
-        current_services().workflow,
+        workflow,
         api_principal(),
         client_info(),
         contract_id,
@@ -192,6 +197,8 @@ def sign(contract_id: int, party_id: int, json: SignIn, headers: IdempotencyHead
         json.code,
         idempotency=idempotency_key(headers, f"sign:{contract_id}:{party_id}", json.model_dump(mode="json")),
     )
+    if view.state is ContractState.COMPLETED and not view.has_completion_certificate:
+        after_response(partial(issue_completion_certificate_or_log, workflow, contract_id))
     return contract_out(view)
 
 
