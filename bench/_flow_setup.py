@@ -8,7 +8,8 @@ config, 2 workers). Everything listens on 127.0.0.1.
 
 People are written straight into the database as the directory would have provisioned them
 (there is no directory here), each signer with a personal certificate applied for with
-consent, and each person with an API token. Nothing here imports from tests/.
+consent, and each person with an API token; or, for the page path, they come from a directory
+(bench/_pages.py starts the test suite's slapd) and sign in.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from appliance.db import scratch_schema
 from appliance.models import Organisation, Role, User, UserRole, UserSource
 from appliance.services import Services, build_services
 from appliance.workflow.certificates import Consent, apply_personal_certificate, certificate_agreement
+from tests.fixtures.ldap import SERVICE_PASSWORD
 
 CLIENT = ClientInfo(address="127.0.0.1", user_agent="bench/flow.py")
 SIGNER_NAMES = ("张伟", "李娜", "王芳", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴芳")
@@ -160,10 +162,19 @@ class Crew:
 class Site:
     """The appliance in `base`; `start()` sets it up and serves it, `stop()` ends every process."""
 
-    def __init__(self, base: Path, crews: int, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        crews: int,
+        database_url: str | None = None,
+        directory: dict[str, Any] | None = None,
+    ) -> None:
         self.base = base
         self.database_url = database_url
         """None: the embedded default, SQLite in `base`."""
+        self.directory = directory
+        """A `directory` config section (its service account's password is SERVICE_PASSWORD);
+        None: no directory, the people are written into the database."""
         self.crews_wanted = crews
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -201,6 +212,11 @@ class Site:
         }
         if self.database_url is not None:
             raw["database"] = {"url": self.database_url}
+        if self.directory is not None:
+            password = self.root / "ldap-bind-password"
+            password.write_text(SERVICE_PASSWORD)
+            password.chmod(0o600)
+            raw["directory"] = {**self.directory, "bind_password_file": str(password)}
         # all the bench's signers sign from 127.0.0.1, far more often than a person would
         raw["codes"] = {"per_signer_per_hour": 1000, "per_address_per_hour": 100_000, "lifetime_seconds": 600}
         # no directory here: the people written below stay vouched for through the run
@@ -346,12 +362,14 @@ class Site:
 
 
 @contextmanager
-def running_site(base: Path, crews: int, postgresql: str | None = None) -> Iterator[Site]:
+def running_site(
+    base: Path, crews: int, postgresql: str | None = None, directory: dict[str, Any] | None = None
+) -> Iterator[Site]:
     """The site, stopped on the way out whatever happens (an error, Ctrl-C, SIGTERM); with
     `postgresql` (a database URL), on a schema of its own in that database, dropped after."""
     with ExitStack() as stack:
         url = stack.enter_context(scratch_schema(postgresql, "bench_flow")) if postgresql else None
-        site = Site(base, crews, url)
+        site = Site(base, crews, url, directory)
         stack.callback(site.stop)
         site.start()
         yield site

@@ -1,6 +1,7 @@
 """End-to-end signing benchmark (not a test): contracts through the REST API against the library signer.
 
     .venv/bin/python bench/flow.py [--contracts 20] [--quick] [--profile] [--postgresql URL]
+                                   [--todo 1000] [--page-samples 50] [--skip-pages]
 
 Sets up a complete appliance in a temp dir on its embedded defaults (bench/_flow_setup.py):
 SQLite, a SoftHSM2 token and the PKI of `appliance pki init`, mail to an SMTP server in this
@@ -37,6 +38,12 @@ initiator and two signers, driving its own contracts), for `--contracts` contrac
 Targets, printed beside the figures: e2e at least 0.6 x the library rate; sign p95 under
 500 ms at 4 concurrent clients.
 
+Then the page path (bench/_pages.py, on a site of its own whose people sign in through slapd):
+the to-do list with --todo contracts for one person, and a contract page with 20 parties, each
+against the API calls for the same data: time to first byte and full response, p50 and p95,
+and the page's full render in Chromium. Targets: the page at most 1.5 x the API; the to-do
+list under 150 ms p95.
+
 Contracts go in rounds of at most 10 per client (prepare, then sign), so that no code waits
 long enough to expire. With --profile, or when a target is missed, sign calls of fresh
 contracts are profiled in this process (pyinstrument, the app's own Flask test client on the
@@ -52,6 +59,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -534,7 +542,23 @@ def main() -> None:
         help="run the appliance on this PostgreSQL database (production's; in a schema of its own, "
         "dropped after) instead of SQLite, e.g. postgresql+psycopg://user:password@127.0.0.1/db",
     )
+    parser.add_argument("--todo", type=int, default=1000, help="contracts in the to-do list of the page path")
+    parser.add_argument("--page-samples", type=int, default=50, help="timed loads per page and API call")
+    parser.add_argument("--skip-pages", action="store_true", help="only the signing rows")
+    parser.add_argument("--pages-json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pages_json is not None:
+        # the page path, in a process of its own (bench/_pages.py): see run_page_path
+        from bench._pages import run as run_pages
+
+        base = Path(tempfile.mkdtemp(prefix="bench-pages-"))
+        try:
+            args.pages_json.write_text(
+                json.dumps(run_pages(base, args.postgresql, args.todo, args.page_samples))
+            )
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
     contracts = 8 if args.quick else args.contracts
     if contracts < max(CLIENTS):
         parser.error(f"--contracts must be at least {max(CLIENTS)}")
@@ -557,9 +581,23 @@ def main() -> None:
             except Exception:
                 print(f"gunicorn log (last lines):\n{site.server_log_tail()}", file=sys.stderr)
                 raise
+        if not args.skip_pages:
+            results["pages"] = run_page_path(args, base / "pages.json")
         print(json.dumps(results, indent=2, ensure_ascii=False))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def run_page_path(args: argparse.Namespace, figures: Path) -> dict[str, Any]:
+    """bench/_pages.py in a new process: its site has a SoftHSM2 token directory of its own, and
+    the PKCS#11 module, once loaded here, keeps the token directory it was loaded with."""
+    print("\nPage path (bench/_pages.py)", flush=True)
+    command = [sys.executable, __file__, "--pages-json", str(figures), "--todo", str(args.todo)]
+    command += ["--page-samples", str(args.page_samples)]
+    if args.postgresql:
+        command += ["--postgresql", args.postgresql]
+    subprocess.run(command, check=True)
+    return dict(json.loads(figures.read_text()))
 
 
 def measure(site: Site, contracts: int, always_profile: bool) -> dict[str, Any]:

@@ -8,16 +8,13 @@ was there and is now blank inside such a widget counts as hidden. Translucent se
 stamp text laid over the text (the usual way a company seal is applied) keep the ink
 dark and are not hidden content.
 
-Rendering is poppler's `pdftoppm` in a subprocess with memory, CPU and time limits, so
-a hostile file cannot take the worker down with it; if it cannot render, the caller
-treats the signature as unchecked (not valid).
+Rendering is the sandboxed `pdftoppm` of appliance.signing.preview; if it cannot render,
+the caller treats the signature as unchecked (not valid).
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -27,6 +24,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from appliance.signing.preflight import inherited_attribute, iter_pages
+from appliance.signing.preview import MAX_PAGE_POINTS, RenderFailed, render_page
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +35,6 @@ BLANK_ABOVE = 200
 """A grey level over this is paper: ink that became this bright has been covered."""
 MIN_HIDDEN_PIXELS = 12
 """About one glyph stroke at 72 dpi; fewer is anti-aliasing at a widget's edge."""
-MAX_PAGE_POINTS = 5000
-"""Larger than A0 (3370 points); a bigger page is not compared (the signature is unchecked)."""
-RENDER_TIMEOUT_SECONDS = 20
-RENDER_MEMORY_BYTES = 1024 * 1024 * 1024
-RENDER_CPU_SECONDS = 20
-
-
-class RenderFailed(Exception):
-    """The page could not be rendered (damaged file, renderer limits, renderer missing)."""
 
 
 @dataclass(frozen=True)
@@ -133,34 +122,7 @@ def _check_page_size(page: generic.DictionaryObject) -> None:
 
 
 def _render(pdf: bytes, page_index: int) -> Image.Image:
-    page = str(page_index + 1)
-    try:
-        result = subprocess.run(
-            [
-                # prlimit rather than preexec_fn, which is unsafe in a threaded worker
-                "prlimit",
-                f"--as={RENDER_MEMORY_BYTES}",
-                f"--cpu={RENDER_CPU_SECONDS}",
-                "pdftoppm",
-                *("-f", page, "-l", page, "-r", str(RENDER_DPI), "-gray", "-singlefile", "-"),
-            ],
-            input=pdf,
-            capture_output=True,
-            timeout=RENDER_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise RenderFailed("prlimit or pdftoppm is missing (packages util-linux, poppler-utils)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RenderFailed(f"rendering took longer than {RENDER_TIMEOUT_SECONDS} s") from exc
-    if result.returncode != 0 or not result.stdout:
-        raise RenderFailed(f"pdftoppm exited with {result.returncode}")
-    try:
-        image = Image.open(io.BytesIO(result.stdout))
-        image.load()
-    except (OSError, ValueError) as exc:
-        raise RenderFailed("pdftoppm produced no readable image") from exc
-    return image.convert("L")
+    return render_page(pdf, page_index, dpi=RENDER_DPI, gray=True).convert("L")
 
 
 def _pixel_boxes(

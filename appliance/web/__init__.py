@@ -13,6 +13,7 @@ from appliance.services import Services, build_services
 from appliance.web import api, health, inbox, pages
 from appliance.web.auth import install_auth
 from appliance.web.context import EXTENSION_KEY
+from appliance.web.contracts import install_contract_pages
 from appliance.web.errors import install_error_handlers
 from appliance.web.extensions import babel, csrf
 from appliance.web.i18n import select_locale
@@ -70,5 +71,6 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
         csrf.exempt(blueprint)
     app.register_blueprint(pki_bp)
     install_auth(app, services)
+    install_contract_pages(app)
     csrf.exempt(health.bp)
     return app

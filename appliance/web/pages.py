@@ -1,4 +1,8 @@
-"""Pages that need no sign-in: the start page and the language switch."""
+"""The home page and the language switch: pages that need no sign-in.
+
+Home is the start page for a visitor, and the to-do list for someone signed in
+(appliance.web.contracts.home).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from wtforms import StringField
 from wtforms.validators import AnyOf, InputRequired
 
 from appliance import __version__
+from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
+from appliance.web.contracts.home import todo_page
 from appliance.web.i18n import LOCALE_SESSION_KEY, SUPPORTED_LOCALES
 
 bp = Blueprint("pages", __name__)
@@ -22,6 +28,8 @@ class LanguageForm(FlaskForm):
 
 @bp.get("/")
 def home() -> str:
+    if session_user() is not None:
+        return todo_page()
     cfg = current_services().config
     return render_template("home.html", version=__version__, private_cloud_address=cfg.private_cloud_address)
 

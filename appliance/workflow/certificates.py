@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
 
+from asn1crypto import pem
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -175,6 +176,31 @@ def apply_seal_certificate(
         seal.certificate_id = issued.row.id
         _record_consent(session, issued.row, user, consent, client, now)
         return _view(issued.row)
+
+
+def list_my_certificates(ctx: WorkflowContext, principal: Principal) -> tuple[CertificateView, ...]:
+    """Every personal certificate the person holds or held, newest first."""
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        rows = session.scalars(
+            select(Certificate)
+            .where(Certificate.user_id == user.id, Certificate.kind == CertificateKind.PERSON)
+            .order_by(Certificate.not_before.desc(), Certificate.id.desc())
+        )
+        return tuple(_view(row) for row in rows)
+
+
+def my_certificate_pem(ctx: WorkflowContext, principal: Principal, certificate_id: int) -> tuple[str, bytes]:
+    """A personal certificate of the person as PEM, with a file name from its serial.
+
+    :raises NotFound: no such certificate of theirs (someone else's answers the same).
+    """
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        row = session.get(Certificate, certificate_id)
+        if row is None or row.user_id != user.id or row.kind is not CertificateKind.PERSON:
+            raise NotFound("You have no certificate with that id.")
+        return f"certificate-{row.serial[:40]}.pem", pem.armor("CERTIFICATE", row.der)
 
 
 def usable_personal_certificate(session: Session, user_id: int, now: datetime) -> Certificate | None:

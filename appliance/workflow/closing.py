@@ -1,4 +1,5 @@
-"""Ending a contract other than by completing it: withdraw, reject, expire, end, void.
+"""Ending a contract other than by completing it: withdraw, reject, expire, end, void; and
+reminding the parties whose turn it is, by the initiator or by the deadline job.
 
 Voiding is itself a contract: the initiator starts a voiding agreement generated from the
 completed original, every party of the original signs it, and its completion voids the
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import Forbidden, InvalidInput
+from appliance.errors import Forbidden, InvalidInput, RateLimited
 from appliance.models import (
     Contract,
     ContractState,
@@ -42,6 +43,8 @@ from appliance.workflow.store import current_version, find_party, lock_contract,
 from appliance.workflow.views import ContractView, contract_view
 
 MAX_REASON = 1000
+REMIND_INTERVAL = timedelta(hours=1)
+"""An initiator's reminders are at least this far apart, so parties are not flooded."""
 
 
 def withdraw_contract(
@@ -254,20 +257,55 @@ def expire_and_remind(ctx: WorkflowContext) -> DueReport:
                 _close(session, contract, Transition.EXPIRE, None, None, now, None)
                 notify_everyone(ctx, session, contract, "contract_expired", {})
                 expired += 1
-    soon = now + timedelta(days=ctx.config.contracts.reminder_days)
-    for contract_id in _due_ids(ctx, Contract.deadline <= soon, Contract.last_reminder_at.is_(None)):
+    window = timedelta(days=ctx.config.contracts.reminder_days)
+    for contract_id in _due_ids(ctx, Contract.deadline <= now + window):
         with transaction(ctx.sessions) as session:
             contract = lock_contract(session, contract_id)
-            if contract.state is not ContractState.SIGNING or contract.last_reminder_at is not None:
+            if contract.state is not ContractState.SIGNING or contract.deadline is None:
                 continue
-            contract.last_reminder_at = now
-            for party in contract.parties:
-                if party.status is PartyStatus.PENDING:
-                    for user in signers_of(session, party):
-                        _remind(ctx, session, contract, user, now)
+            # once inside the window: a reminder the initiator sent before it does not count
+            if (
+                contract.last_reminder_at is not None
+                and contract.last_reminder_at >= contract.deadline - window
+            ):
+                continue
+            _remind_pending(ctx, session, contract, now)
             record(session, contract, "reminded", actor=None, client=None, now=now)
             reminded += 1
     return DueReport(expired, reminded)
+
+
+def remind_parties(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int
+) -> ContractView:
+    """The initiator reminds the parties whose turn it is; at most once per REMIND_INTERVAL.
+
+    :raises InvalidState: the contract is not out for signing.
+    :raises RateLimited: a reminder went out less than REMIND_INTERVAL ago.
+    """
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        contract = load_visible(session, user, contract_id, lock=True)
+        require_initiator(user, contract)
+        if contract.state is not ContractState.SIGNING:
+            raise InvalidState("Only a contract out for signing can be reminded.")
+        if contract.last_reminder_at is not None and now < contract.last_reminder_at + REMIND_INTERVAL:
+            raise RateLimited(
+                "The parties were reminded a short while ago; remind them again later.",
+                retry_at=contract.last_reminder_at + REMIND_INTERVAL,
+            )
+        _remind_pending(ctx, session, contract, now)
+        record(session, contract, "reminded", actor=user, client=client, now=now)
+        return contract_view(session, contract, user)
+
+
+def _remind_pending(ctx: WorkflowContext, session: Session, contract: Contract, now: datetime) -> None:
+    contract.last_reminder_at = now
+    for party in contract.parties:
+        if party.status is PartyStatus.PENDING:
+            for user in signers_of(session, party):
+                _remind(ctx, session, contract, user, now)
 
 
 def _remind(ctx: WorkflowContext, session: Session, contract: Contract, user: User, now: datetime) -> None:

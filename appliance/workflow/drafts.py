@@ -21,6 +21,7 @@ from appliance.models import (
     Contract,
     ContractState,
     DocumentVersion,
+    Organisation,
     Party,
     PartyKind,
     PartyStatus,
@@ -45,6 +46,9 @@ MAX_PARTIES = 50
 MAX_FIELDS_PER_PARTY = 20
 MIN_FIELD_POINTS = 20.0
 MAX_FILENAME = 255
+
+MAX_SEALS = 500
+"""The seals offered to pick from; far more than any organisation uses."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +287,27 @@ def send_contract(
             details={"document_sha256": current_version(contract).sha256, "parties": len(contract.parties)},
         )
         return contract_view(session, contract, user)
+
+
+@dataclass(frozen=True)
+class SealChoice:
+    id: int
+    name: str
+    organisation: str
+
+
+def list_seals(ctx: WorkflowContext, principal: Principal) -> tuple[SealChoice, ...]:
+    """The seals in use that an initiator can add as a party, by organisation and name."""
+    with ctx.sessions() as session:
+        active_user(session, principal.user_id)
+        rows = session.execute(
+            select(Seal.id, Seal.name, Organisation.name)
+            .join(Organisation, Organisation.id == Seal.organisation_id)
+            .where(Seal.active.is_(True))
+            .order_by(Organisation.name, Seal.name, Seal.id)
+            .limit(MAX_SEALS)
+        ).all()
+        return tuple(SealChoice(seal_id, name, organisation) for seal_id, name, organisation in rows)
 
 
 def _draft_of(session: Session, user: User, contract_id: int) -> Contract:

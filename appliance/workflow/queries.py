@@ -13,12 +13,12 @@ from enum import StrEnum
 from typing import BinaryIO
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from appliance.audit.evidence import EvidenceReport, verify_evidence
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import InvalidInput, NotFound
+from appliance.errors import InvalidInput, NotFound, Unavailable
 from appliance.models import (
     Contract,
     ContractState,
@@ -30,9 +30,17 @@ from appliance.models import (
     Seal,
     User,
 )
+from appliance.signing.preview import RenderFailed, preview_png
 from appliance.workflow.access import active_user, load_visible, visible_clause
 from appliance.workflow.context import WorkflowContext
-from appliance.workflow.store import CONTRACT_NOT_FOUND, current_version, lock_contract, record
+from appliance.workflow.store import (
+    CONTRACT_NOT_FOUND,
+    current_version,
+    find_party,
+    lock_contract,
+    page_sizes,
+    record,
+)
 from appliance.workflow.views import (
     ContractSummary,
     ContractView,
@@ -70,6 +78,8 @@ class ContractFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     title: str | None = None
+    party: str | None = None
+    """Part of a party's name: a person or a seal (case-insensitive)."""
     """Contracts whose title contains this text (case-insensitive)."""
 
 
@@ -202,6 +212,35 @@ def check_evidence(ctx: WorkflowContext, contract_id: int) -> EvidenceReport:
         return verify_evidence(session, contract, ctx.blobs)
 
 
+def preview_page(
+    ctx: WorkflowContext, principal: Principal, contract_id: int, page_number: int, party_id: int | None
+) -> bytes:
+    """Page `page_number` (1-based) of the contract's current version as a PNG, with the fields
+    of `party_id` drawn on it. Nothing is recorded: the contract page records the viewing.
+
+    :raises NotFound: the contract is not visible to the person, or has no such page or party.
+    :raises Unavailable: the page cannot be rendered.
+    """
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        contract = load_visible(session, user, contract_id)
+        version = current_version(contract)
+        sizes = page_sizes(version)
+        if not 1 <= page_number <= len(sizes):
+            raise NotFound("The document has no page with that number.")
+        fields = find_party(contract, party_id).fields if party_id is not None else []
+        boxes = [(f.x, f.y, f.width, f.height) for f in fields if f.page == page_number - 1]
+        sha256 = version.sha256
+    pdf = ctx.blobs.get(sha256)
+    try:
+        return preview_png(pdf, page_number, sizes[page_number - 1], boxes)
+    except RenderFailed as exc:
+        raise Unavailable(
+            "This page cannot be shown right now; download the document instead.",
+            detail=f"contract {contract_id} page {page_number}: {exc}",
+        ) from exc
+
+
 def operator_show(ctx: WorkflowContext, contract_id: int) -> ContractView:
     """For operators (CLI): the contract, without a viewer's visibility rules."""
     with ctx.sessions() as session:
@@ -240,6 +279,18 @@ def _conditions(session: Session, user: User, where: ContractFilter) -> list[Col
         if len(where.title) > 300:
             raise InvalidInput("Search titles with at most 300 characters.")
         conditions.append(Contract.title.ilike(f"%{_like(where.title)}%", escape="\\"))
+    if where.party:
+        if len(where.party) > 200:
+            raise InvalidInput("Search party names with at most 200 characters.")
+        named = aliased(Party)
+        conditions.append(
+            exists(
+                select(named.id).where(
+                    named.contract_id == Contract.id,
+                    named.display_name.ilike(f"%{_like(where.party)}%", escape="\\"),
+                )
+            )
+        )
     if where.role is ListRole.INITIATED:
         conditions.append(Contract.initiator_id == user.id)
     elif where.role is ListRole.TO_SIGN:

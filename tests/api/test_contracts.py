@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from appliance.web.api.transport import attachment_disposition
+from appliance.web.files import attachment_disposition
 from tests.api.conftest import FIELD, MAX_UPLOAD, ApiEnv, assert_problem
 from tests.fixtures.pdfs import make_pdf
 

@@ -48,6 +48,7 @@ EXPECTED = {
     ("post", "/api/v1/contracts/{contract_id}/send"),
     ("post", "/api/v1/contracts/{contract_id}/void"),
     ("post", "/api/v1/contracts/{contract_id}/withdraw"),
+    ("post", "/api/v1/contracts/{contract_id}/remind"),
     ("post", "/api/v1/seals"),
     ("post", "/api/v1/seals/{seal_id}/certificate"),
 }

@@ -28,6 +28,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/contracts/{c}/parties/{p}/sign", {"code": "123456"}),
     ("POST", "/contracts/{c}/parties/{p}/reject", REASON),
     ("POST", "/contracts/{c}/withdraw", REASON),
+    ("POST", "/contracts/{c}/remind", None),
     ("POST", "/contracts/{c}/void", REASON),
     ("POST", "/contracts/{c}/end", REASON),
     ("GET", "/contracts/{c}/documents/original", None),

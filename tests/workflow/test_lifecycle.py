@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from appliance.errors import Forbidden, NotFound
+from appliance.errors import Forbidden, NotFound, RateLimited
 from appliance.models import (
     Contract,
     ContractState,
@@ -81,6 +81,50 @@ def test_deadline_passes_the_job_expires_and_reminds(workflow_factory) -> None:
             select(func.count()).select_from(Notification).where(Notification.kind == "contract_reminder")
         )
     assert reminders == 1
+
+
+def test_the_initiator_reminds_the_parties_in_turn_at_most_hourly(workflow_factory) -> None:
+    env = workflow_factory()
+    view = env.start([("alice", 1), ("bob", 2)])
+    with pytest.raises(Forbidden):
+        closing.remind_parties(env.ctx, env.people["alice"], CLIENT, view.id)
+    with pytest.raises(NotFound):  # someone who cannot see it: the same as no such contract
+        closing.remind_parties(env.ctx, env.people["mallory"], CLIENT, view.id)
+    closing.remind_parties(env.ctx, env.people["initiator"], CLIENT, view.id)
+    with pytest.raises(RateLimited) as again:
+        closing.remind_parties(env.ctx, env.people["initiator"], CLIENT, view.id)
+    with env.services.sessions() as session:
+        reminded = session.scalars(
+            select(Notification.user_id).where(Notification.kind == "contract_reminder")
+        ).all()
+        alice = session.scalars(select(User.id).where(User.username == "alice")).one()
+    assert reminded == [alice]  # only the party whose turn it is; bob signs later
+    assert again.value.retry_at > env.services.clock.now()
+    assert _evidence_actions(env, view.id)[-1] == "reminded"
+    # a reminder sent before the deadline's window does not stop the job's own reminder in it
+    with env.services.sessions.begin() as session:
+        contract = session.get(Contract, view.id)
+        contract.last_reminder_at = env.services.clock.now() - timedelta(days=10)
+        contract.deadline = env.services.clock.now() + timedelta(days=1)
+    assert closing.expire_and_remind(env.ctx).reminded == 1
+
+
+def test_contracts_are_found_by_a_party_name(workflow_factory) -> None:
+    env = workflow_factory()
+    with_alice = env.start([("alice", 1)])
+    with_bob = env.start([("bob", 1)])
+    found = queries.list_contracts(
+        env.ctx, env.people["initiator"], ContractFilter(party="bob b"), cursor=None, limit=10
+    )
+    assert [c.id for c in found.items] == [with_bob.id]
+    found = queries.list_contracts(
+        env.ctx, env.people["initiator"], ContractFilter(party="张"), cursor=None, limit=10
+    )
+    assert [c.id for c in found.items] == [with_alice.id]
+    nothing = queries.list_contracts(
+        env.ctx, env.people["initiator"], ContractFilter(party="%"), cursor=None, limit=10
+    )
+    assert nothing.items == ()  # a wildcard is a character like any other
 
 
 def test_step_order_sign_without_code_or_out_of_turn_or_after_withdrawal(workflow_factory) -> None:

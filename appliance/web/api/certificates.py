@@ -19,9 +19,10 @@ from appliance.web.api.models import (
     people_out,
 )
 from appliance.web.api.spec import responses, spec
-from appliance.web.api.transport import ID, api_blueprint, api_principal
+from appliance.web.api.transport import api_blueprint, api_principal
 from appliance.web.auth.principal import client_info
 from appliance.web.context import current_services
+from appliance.web.files import ID
 from appliance.workflow.certificates import (
     Consent,
     apply_personal_certificate,

@@ -31,10 +31,17 @@ from appliance.web.api.models import (
     evidence_out,
 )
 from appliance.web.api.spec import file_response, responses, spec
-from appliance.web.api.transport import ID, api_blueprint, api_principal, file_download, idempotency_key
+from appliance.web.api.transport import api_blueprint, api_principal, idempotency_key
 from appliance.web.auth.principal import client_info
 from appliance.web.context import current_services
-from appliance.workflow.closing import end_contract, reject_contract, start_voiding, withdraw_contract
+from appliance.web.files import ID, file_download
+from appliance.workflow.closing import (
+    end_contract,
+    reject_contract,
+    remind_parties,
+    start_voiding,
+    withdraw_contract,
+)
 from appliance.workflow.completion import issue_completion_certificate_or_log
 from appliance.workflow.drafts import (
     NewContract,
@@ -112,6 +119,7 @@ def list_(query: ContractQuery) -> ContractPageOut:
             created_from=query.created_from,
             created_to=query.created_to,
             title=query.title,
+            party=query.party,
         ),
         cursor=query.cursor,
         limit=query.limit,
@@ -223,6 +231,17 @@ def withdraw(contract_id: int, json: ReasonIn) -> ContractOut:
         withdraw_contract(
             current_services().workflow, api_principal(), client_info(), contract_id, json.reason
         )
+    )
+
+
+@bp.post(f"{CONTRACT}/remind")
+@spec.validate(
+    resp=responses(200, ContractOut, 404, 409, 429), tags=["contracts"], operation_id="remind_parties"
+)
+def remind(contract_id: int) -> ContractOut:
+    """Remind the parties whose turn it is (the initiator; at most once an hour)"""
+    return contract_out(
+        remind_parties(current_services().workflow, api_principal(), client_info(), contract_id)
     )
 
 

@@ -35,12 +35,10 @@ from appliance.workflow.certificates import Agreement, CertificateView
 from appliance.workflow.closing import MAX_REASON
 from appliance.workflow.drafts import MAX_FIELDS_PER_PARTY, MAX_MESSAGE, MAX_PARTIES, MAX_TITLE, PersonChoice
 from appliance.workflow.idempotency import MAX_KEY
-from appliance.workflow.queries import MAX_PAGE, ContractPage, ListRole
+from appliance.workflow.queries import MAX_ID, MAX_PAGE, ContractPage, ListRole
 from appliance.workflow.signatures import CodeSent
 from appliance.workflow.views import ContractSummary, ContractView, EvidenceView, PartyView, VersionView
 
-MAX_ID = 2**31 - 1
-"""Ids are 32-bit integers on PostgreSQL; a larger one names nothing."""
 MAX_POINTS = 14_400.0
 """The largest page side PDF allows (200 inches), in points."""
 MAX_USERNAME = 200
@@ -62,6 +60,7 @@ def _text(value: str) -> str:
 Title = Annotated[str, Field(min_length=1, max_length=MAX_TITLE), AfterValidator(_text)]
 Message = Annotated[str, Field(max_length=MAX_MESSAGE), AfterValidator(_text)]
 TitleSearch = Annotated[str, Field(max_length=MAX_TITLE), AfterValidator(_text)]
+PartySearch = Annotated[str, Field(max_length=200), AfterValidator(_text)]
 Cursor = Annotated[str, Field(max_length=MAX_CURSOR), AfterValidator(_text)]
 LocaleName = Annotated[str, Field(max_length=MAX_LOCALE), AfterValidator(_text)]
 Username = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_USERNAME), AfterValidator(_text)]
@@ -168,6 +167,7 @@ class ContractQuery(_Body):
     created_from: AwareDatetime | None = Field(None, description="Created at or after.")
     created_to: AwareDatetime | None = Field(None, description="Created before.")
     title: TitleSearch | None = Field(None, description="Part of the title (any case).")
+    party: PartySearch | None = Field(None, description="Part of a party's name, person or seal (any case).")
     cursor: Cursor | None = Field(None, description="`next_cursor` of the previous page.")
     limit: int = Field(20, ge=1, le=MAX_PAGE)
 

@@ -39,6 +39,13 @@ def session_user() -> SessionUser | None:
     return user if isinstance(user, SessionUser) else None
 
 
+def page_principal() -> Principal:
+    """The person signed in to a page behind `@login_required`."""
+    user = session_user()
+    assert user is not None  # login_required let the request in
+    return user.principal
+
+
 def bearer_principal() -> Principal:
     """The owner of the request's bearer token.
 

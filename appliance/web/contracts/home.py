@@ -1,0 +1,48 @@
+"""Home for a signed-in person: what waits for them, then their contracts, filtered, a page at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import render_template, request
+from werkzeug.datastructures import MultiDict
+
+from appliance.models import ContractState
+from appliance.web.auth.principal import session_user
+from appliance.web.context import current_services
+from appliance.web.contracts.forms import FilterForm
+from appliance.workflow.queries import ContractFilter, ListRole, list_contracts
+from appliance.workflow.todo import list_todo
+
+PAGE_SIZE = 20
+
+
+def todo_page() -> str:
+    """Home for someone signed in (`pages.home` calls it)."""
+    user = session_user()
+    assert user is not None
+    workflow = current_services().workflow
+    form = FilterForm(MultiDict(request.args))
+    where = _filter(form) if form.validate() else ContractFilter()
+    todo = list_todo(workflow, user.principal)
+    page = list_contracts(
+        workflow, user.principal, where, cursor=request.args.get("cursor") or None, limit=PAGE_SIZE
+    )
+    filters = {k: v for k, v in request.args.items() if k != "cursor" and v}
+    return render_template("contracts/home.html", todo=todo, page=page, form=form, filters=filters)
+
+
+def _filter(form: FilterForm) -> ContractFilter:
+    return ContractFilter(
+        state=ContractState(form.state.data) if form.state.data else None,
+        role=ListRole(form.role.data),
+        created_from=_start_of(form.created_from.data),
+        # the form's "until" is inclusive: everything created before the next day
+        created_to=_start_of(form.created_to.data + timedelta(days=1) if form.created_to.data else None),
+        title=(form.title.data or "").strip() or None,
+        party=(form.party.data or "").strip() or None,
+    )
+
+
+def _start_of(day: date | None) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=UTC) if day is not None else None

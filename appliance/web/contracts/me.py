@@ -1,0 +1,119 @@
+"""My certificates (with the agreement to get one) and the Verify page for any PDF."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import BinaryIO, cast
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from werkzeug.wrappers import Response
+
+from appliance.errors import Conflict
+from appliance.signing.errors import PdfRejected
+from appliance.web.auth.principal import client_info, page_principal
+from appliance.web.context import current_services
+from appliance.web.contracts.forms import ConsentForm, consent_of
+from appliance.web.contracts.problems import problem_text, rejection_text
+from appliance.web.files import ID, attachment_disposition
+from appliance.workflow.certificates import (
+    apply_personal_certificate,
+    certificate_agreement,
+    list_my_certificates,
+    my_certificate_pem,
+)
+from appliance.workflow.verification import verify_document
+
+bp = Blueprint("me_pages", __name__)
+
+FORM_MARGIN = 64 * 1024
+"""Room for the multipart framing on top of uploads.max_bytes."""
+
+
+class VerifyForm(FlaskForm):
+    file = FileField(_l("PDF file"), validators=[FileRequired()])
+
+
+@bp.get("/certificates")
+@login_required  # type: ignore[misc]
+def certificates() -> str:
+    principal = page_principal()
+    workflow = current_services().workflow
+    rows = list_my_certificates(workflow, principal)
+    now = current_services().clock.now()
+    usable = any(c.status.value == "active" and c.not_before <= now < c.not_after for c in rows)
+    return render_template(
+        "contracts/certificates.html",
+        certificates=rows,
+        now=now,
+        agreement=None if usable else certificate_agreement(str(get_locale())),
+        consent_form=ConsentForm(),
+    )
+
+
+@bp.post("/certificates")
+@login_required  # type: ignore[misc]
+def apply() -> Response:
+    apply_with_consent()
+    return redirect(url_for(".certificates"), code=303)
+
+
+def apply_with_consent() -> None:
+    """Issue the person's certificate if the posted agreement form accepts it; flash the outcome.
+    The certificates page and the sign page both offer the agreement."""
+    form = ConsentForm()
+    if not form.validate_on_submit():
+        flash(_("Tick the box to accept the certificate agreement."), "error")
+    else:
+        try:
+            apply_personal_certificate(
+                current_services().workflow, page_principal(), client_info(), consent_of(form)
+            )
+            flash(_("Your signing certificate is issued. You can sign now."), "info")
+        except Conflict as refused:
+            flash(problem_text(refused), "error")
+
+
+@bp.get(f"/certificates/<{ID}:certificate_id>.pem")
+@login_required  # type: ignore[misc]
+def download_certificate(certificate_id: int) -> Response:
+    filename, pem = my_certificate_pem(current_services().workflow, page_principal(), certificate_id)
+    return Response(
+        pem,
+        mimetype="application/x-pem-file",
+        headers={"Content-Disposition": attachment_disposition(filename)},
+    )
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+@login_required  # type: ignore[misc]
+def verify() -> Response:
+    # set before anything reads the body: werkzeug enforces it while reading (413 beyond)
+    request.max_content_length = current_services().config.uploads.max_bytes + FORM_MARGIN
+    form = VerifyForm()
+    report, error, status = None, None, 200
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            error, status = _("Choose a PDF file to check."), 400
+        else:
+            try:
+                report = verify_document(
+                    current_services().workflow, page_principal(), cast(BinaryIO, form.file.data.stream)
+                )
+            except PdfRejected as refused:
+                error, status = _("This file cannot be checked: %(why)s", why=rejection_text(refused)), 422
+    report_json = (
+        base64.b64encode(json.dumps(report.to_json(), ensure_ascii=False, indent=2).encode()).decode()
+        if report is not None
+        else None
+    )
+    page = render_template(
+        "contracts/verify.html", form=form, report=report, report_json=report_json, error=error
+    )
+    return Response(page, status=status, mimetype="text/html")

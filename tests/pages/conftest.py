@@ -1,0 +1,131 @@
+"""The contract pages on the API tests' real backends (slapd people, SoftHSM2 with the PKI, the
+SMTP test server; SQLite and PostgreSQL): people sign in through the real login form, and the
+contracts they act on are set up through the REST API.
+
+The environment is the API tests' one (one per database and test process); each test makes
+the contracts it needs. Who is who (tests/fixtures/ldap/openldap.ldif): bob (Sales) starts
+contracts; alice (Finance) signs and keeps the Finance seals; dave (Finance, auditor) signs
+and cannot see Sales contracts he is no party to.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.api.conftest import FIELD, ApiEnv, api_database, api_env, password_of, smtp_session
+from tests.fixtures.pdfs import make_pdf
+
+__all__ = ["api_database", "api_env", "smtp_session"]  # the API tests' fixtures, used here too
+
+EMAILS = {"alice": "alice@example.org", "bob": "bob@example.org", "dave": "dave@example.org"}
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+@dataclass
+class PagesEnv:
+    api: ApiEnv
+
+    def browser(self, username: str, language: str = "en") -> FlaskClient:
+        """A test client signed in as `username` through the sign-in form."""
+        client = self.api.client()
+        client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+        token = csrf_of(client.get("/login").get_data(as_text=True))
+        response = client.post(
+            "/login", data={"username": username, "password": password_of(username), "csrf_token": token}
+        )
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return client
+
+    def contract(
+        self, parties: list[tuple[str, int]], *, title: str = "Supply agreement", send: bool = True
+    ) -> dict[str, Any]:
+        """A contract of bob's with (username or "seal:<id>", routing order) parties, as JSON."""
+        created = self.api.create_contract("bob", pdf=make_pdf(pages=2), title=title)
+        assert created.status_code == 201, created.get_data(as_text=True)
+        contract: dict[str, Any] = created.get_json()
+        for who, order in parties:
+            party: dict[str, Any] = {"fields": [FIELD], "routing_order": order}
+            if who.startswith("seal:"):
+                party |= {"kind": "seal", "seal_id": int(who.split(":", 1)[1])}
+            else:
+                party |= {"kind": "person", "username": who}
+            added = self.api.client().post(
+                f"/api/v1/contracts/{contract['id']}/parties", json=party, headers=self.api.auth("bob")
+            )
+            assert added.status_code == 201, added.get_data(as_text=True)
+            contract = added.get_json()
+        if send:
+            sent = self.api.client().post(
+                f"/api/v1/contracts/{contract['id']}/send", headers=self.api.auth("bob")
+            )
+            assert sent.status_code == 200, sent.get_data(as_text=True)
+            contract = sent.get_json()
+        return contract
+
+    def ensure_certificate(self, username: str) -> None:
+        """Give `username` a personal certificate through the API, unless they have one."""
+        mine = self.api.client().get("/api/v1/certificates/mine", headers=self.api.auth(username))
+        if mine.get_json()["certificate"] is None:
+            applied = self.api.client().post(
+                "/api/v1/certificates/mine", json=self.consent(username), headers=self.api.auth(username)
+            )
+            assert applied.status_code == 201, applied.get_data(as_text=True)
+
+    def consent(self, username: str) -> dict[str, str]:
+        agreement = (
+            self.api.client()
+            .get(
+                "/api/v1/certificates/agreement",
+                query_string={"locale": "en"},
+                headers=self.api.auth(username),
+            )
+            .get_json()
+        )
+        return {
+            "agreement_version": agreement["version"],
+            "agreement_sha256": agreement["sha256"],
+            "locale": agreement["locale"],
+        }
+
+    def new_seal(self) -> int:
+        """A certified seal of alice's organisation (Finance), which alice keeps."""
+        created = self.api.client().post(
+            "/api/v1/seals",
+            json={"name": f"合同专用章 {secrets.token_hex(3)}"},
+            headers=self.api.auth("alice"),
+        )
+        assert created.status_code == 201, created.get_data(as_text=True)
+        seal_id: int = created.get_json()["id"]
+        certified = self.api.client().post(
+            f"/api/v1/seals/{seal_id}/certificate", json=self.consent("alice"), headers=self.api.auth("alice")
+        )
+        assert certified.status_code == 201, certified.get_data(as_text=True)
+        return seal_id
+
+    def last_code(self, username: str) -> str:
+        codes = self.api.codes_mailed_to(EMAILS[username])
+        assert codes, f"no code was mailed to {username}"
+        return codes[-1]
+
+
+def post_form(client: FlaskClient, page_path: str, action: str, **fields: str) -> TestResponse:
+    """Submit a form of the page at `page_path` to `action`, with that page's CSRF token."""
+    token = csrf_of(client.get(page_path).get_data(as_text=True))
+    return client.post(action, data={**fields, "csrf_token": token})
+
+
+@pytest.fixture
+def pages(api_env: ApiEnv) -> PagesEnv:
+    return PagesEnv(api_env)

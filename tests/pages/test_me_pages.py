@@ -1,0 +1,119 @@
+"""My certificates, the Verify page and the inbox's notices marked read when opened."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import secrets
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from tests.fixtures.pdfs import make_pdf
+from tests.pages.conftest import PagesEnv, csrf_of, post_form
+
+
+def test_my_certificates_list_and_download(pages: PagesEnv) -> None:
+    pages.ensure_certificate("alice")
+    alice = pages.browser("alice")
+    page = alice.get("/certificates").get_data(as_text=True)
+    table = page.split('id="certificates"', 1)[1].split("</table>", 1)[0]
+    assert "Alice Liu" in table and ">active<" in table
+    assert 'id="agreement"' not in page  # she has a usable one
+    link = re.search(r'href="(/certificates/(\d+)\.pem)"', table)
+    assert link
+    download = alice.get(link.group(1))
+    assert download.status_code == 200 and download.headers["Cache-Control"] == "no-store"
+    assert download.headers["Content-Disposition"].startswith("attachment; filename=")
+    certificate = x509.load_pem_x509_certificate(download.data)
+    assert certificate.fingerprint(hashes.SHA256()).hex() in table
+    assert format(certificate.serial_number, "x") in table.lower() or str(certificate.serial_number) in table
+    # someone else's certificate answers like one that does not exist
+    assert pages.browser("dave").get(link.group(1)).status_code == 404
+    assert alice.get("/certificates/999999.pem").status_code == 404
+
+
+def test_a_person_without_a_certificate_gets_one_from_the_agreement(pages: PagesEnv) -> None:
+    # bob starts contracts in these tests and never signs one: he has no certificate
+    bob = pages.browser("bob")
+    page = bob.get("/certificates").get_data(as_text=True)
+    assert 'id="no-certificates"' in page and 'id="agreement"' in page
+    fields = dict(re.findall(r'name="(agreement_version|agreement_sha256|locale)" value="([^"]+)"', page))
+    unticked = bob.post("/certificates", data={**fields, "csrf_token": csrf_of(page)})
+    assert unticked.status_code == 303
+    assert "Tick the box" in bob.get("/certificates").get_data(as_text=True)
+    accepted = bob.post("/certificates", data={**fields, "agree": "y", "csrf_token": csrf_of(page)})
+    assert accepted.status_code == 303
+    after = bob.get("/certificates").get_data(as_text=True)
+    assert "Your signing certificate is issued" in after and ">active<" in after
+    assert 'id="agreement"' not in after
+
+
+def _verify(client, data: bytes, name: str = "upload.pdf"):  # type: ignore[no-untyped-def]
+    token = csrf_of(client.get("/verify").get_data(as_text=True))
+    return client.post(
+        "/verify",
+        data={"file": (io.BytesIO(data), name, "application/pdf"), "csrf_token": token},
+        content_type="multipart/form-data",
+    )
+
+
+def test_verify_a_signed_a_tampered_an_unsigned_and_a_non_pdf(pages: PagesEnv) -> None:
+    pages.ensure_certificate("alice")
+    contract = pages.contract([("alice", 1)], title=f"To verify {secrets.token_hex(3)}")
+    cid, party = contract["id"], contract["parties"][0]["id"]
+    requested = pages.api.client().post(
+        f"/api/v1/contracts/{cid}/parties/{party}/code", headers=pages.api.auth("alice")
+    )
+    assert requested.status_code == 200
+    signed = pages.api.client().post(
+        f"/api/v1/contracts/{cid}/parties/{party}/sign",
+        json={"code": pages.last_code("alice")},
+        headers=pages.api.auth("alice"),
+    )
+    assert signed.status_code == 200, signed.get_data(as_text=True)
+    pdf = (
+        pages.api.client()
+        .get(f"/api/v1/contracts/{cid}/documents/current", headers=pages.api.auth("bob"))
+        .data
+    )
+    dave = pages.browser("dave")  # anyone signed in may verify any PDF
+
+    page = _verify(dave, pdf).get_data(as_text=True)
+    assert 'data-verdict="valid"' in page and "Alice Liu" in page
+    assert 'data-valid="no"' not in page
+    report = re.search(r'href="data:application/json;base64,([^"]+)" download="validation-report.json"', page)
+    assert report
+    assert json.loads(base64.b64decode(report.group(1)))["verdict"] == "valid"
+
+    # same length, so every offset still holds: only the signed bytes differ
+    tampered = pdf.replace(b"/Type /Catalog >>", b"/Type  /Catalog>>", 1)
+    assert tampered != pdf
+    bad = _verify(dave, tampered).get_data(as_text=True)
+    assert 'data-verdict="invalid"' in bad and 'data-problem="digest_mismatch"' in bad
+    assert "The signed bytes were changed after signing." in bad
+
+    assert "This document has no signatures." in _verify(dave, make_pdf()).get_data(as_text=True)
+    refused = _verify(dave, b"hello, not a PDF", "notes.pdf")
+    assert refused.status_code == 422 and "This file cannot be checked" in refused.get_data(as_text=True)
+    chinese = pages.browser("dave", language="zh-CN")
+    assert "有效" in _verify(chinese, pdf).get_data(as_text=True)
+    no_token = dave.post(
+        "/verify", data={"file": (io.BytesIO(pdf), "a.pdf")}, content_type="multipart/form-data"
+    )
+    assert no_token.status_code == 403
+
+
+def test_notices_are_marked_read_when_the_inbox_is_opened(pages: PagesEnv) -> None:
+    contract = pages.contract([("alice", 1)], title=f"Noticed {secrets.token_hex(3)}")
+    cid, party = contract["id"], contract["parties"][0]["id"]
+    alice = pages.browser("alice")
+    post_form(alice, f"/contracts/{cid}", f"/contracts/{cid}/parties/{party}/reject", reason="No")
+    bob = pages.browser("bob")
+    first = bob.get("/inbox").get_data(as_text=True)
+    notice = first.split(contract["title"], 1)[0].rsplit("<li", 1)[1]
+    assert "unread" in notice
+    second = bob.get("/inbox").get_data(as_text=True)
+    assert "unread" not in second.split(contract["title"], 1)[0].rsplit("<li", 1)[1]

@@ -1,0 +1,215 @@
+"""In Debian's Chromium: the signing path (to-do, contract, sign with the e-mailed code,
+download, verify the download) and starting a contract with a field placed by a click on its
+page; at desktop width and on a 375 px phone, in English and Simplified Chinese. No console
+errors, no horizontal scrolling; screenshots of every page under test-artifacts/.
+
+The signer's certificate is issued through the page when they have none yet (the first run in
+a test process), so no pyHanko work runs in this thread while Playwright's loop is open.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.api.conftest import password_of
+from tests.fixtures.browser import page_errors, screenshot
+from tests.fixtures.pdfs import make_pdf
+from tests.pages.conftest import PagesEnv
+
+pytestmark = pytest.mark.e2e
+
+WIDTHS = [({"width": 1280, "height": 900}, "desktop"), ({"width": 375, "height": 740}, "phone")]
+
+
+def _sign_in(page: Any, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#username", username)
+    page.fill("#password", password_of(username))
+    page.click("#sign-in")
+    page.wait_for_url(f"{base}/account")
+
+
+def _fits(page: Any, width: int) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
+
+
+def _shot(page: Any, name: str, width: int) -> None:
+    page.wait_for_load_state("networkidle")  # the page pictures are in
+    _fits(page, width)
+    screenshot(page, name)
+
+
+@pytest.mark.parametrize(("viewport", "label"), WIDTHS)
+def test_sign_a_contract_in_the_browser(
+    pages: PagesEnv,
+    live_server: Callable[[Flask], str],
+    browser: Any,
+    viewport: dict[str, int],
+    label: str,
+) -> None:
+    title = f"Service agreement {secrets.token_hex(3)}"
+    contract = pages.contract([("alice", 1)], title=title)
+    cid, party = contract["id"], contract["parties"][0]["id"]
+    base = live_server(pages.api.app)
+    width = viewport["width"]
+    context = browser.new_context(viewport=viewport, locale="en-US", accept_downloads=True)
+    page = context.new_page()
+    errors = page_errors(page)
+    _sign_in(page, base, "alice")
+
+    page.goto(f"{base}/")
+    assert page.locator("#todo").get_by_role("link", name=title, exact=True).is_visible()
+    _shot(page, f"pages-todo-en-{label}", width)
+
+    page.locator("#todo").get_by_role("link", name=title, exact=True).click()
+    page.wait_for_url(f"{base}/contracts/{cid}")
+    assert page.locator("#contract-state").inner_text() == "Out for signing"
+    _shot(page, f"pages-contract-en-{label}", width)
+
+    page.click(f"#sign-{party}")
+    page.wait_for_url(f"{base}/contracts/{cid}/parties/{party}/sign")
+    if page.locator("#agreement").count():
+        _shot(page, f"pages-agreement-en-{label}", width)
+        page.check("#agree")
+        page.click("#accept-agreement")
+        page.wait_for_selector("#send-code")
+    assert page.locator("#document-sha256").inner_text() == contract["versions"][-1]["sha256"]
+    _shot(page, f"pages-sign-en-{label}", width)
+
+    page.click("#send-code")
+    page.wait_for_selector("#code-sent")
+    # the re-send button counts down (the page's script), then offers a new code
+    assert page.locator("#send-code").is_disabled()
+    assert "Send again in" in page.locator("#send-code").inner_text()
+    page.fill("#code", pages.last_code("alice"))
+    _shot(page, f"pages-sign-code-en-{label}", width)
+    page.click("#sign")
+    page.wait_for_url(f"{base}/contracts/{cid}")
+    assert page.locator("#contract-state").inner_text() == "Completed"
+    page.reload()  # the certificate of completion is made after the signer's answer
+    _shot(page, f"pages-signed-en-{label}", width)
+
+    with page.expect_download() as download:
+        page.click("#download-current")
+    data = download.value.path().read_bytes()
+    assert data.startswith(b"%PDF") and data.count(b"/ByteRange") >= 1
+    assert download.value.suggested_filename.endswith(".pdf")
+
+    page.click("#nav-verify")
+    page.set_input_files("#file", str(download.value.path()))
+    page.click("#verify")
+    page.wait_for_selector("#report")
+    assert page.get_attribute("#report-heading", "data-verdict") == "valid"
+    _shot(page, f"pages-verify-en-{label}", width)
+    page.click("#nav-certificates")
+    assert "Alice Liu" in page.inner_text("#certificates")
+    _shot(page, f"pages-certificates-en-{label}", width)
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.parametrize(("viewport", "label"), WIDTHS)
+def test_the_pages_in_chinese(
+    pages: PagesEnv,
+    live_server: Callable[[Flask], str],
+    browser: Any,
+    viewport: dict[str, int],
+    label: str,
+) -> None:
+    contract = pages.contract([("alice", 1), ("dave", 2)], title="采购合同 Purchase")
+    cid, party = contract["id"], contract["parties"][0]["id"]
+    base = live_server(pages.api.app)
+    width = viewport["width"]
+    context = browser.new_context(viewport=viewport, locale="zh-CN")
+    page = context.new_page()
+    errors = page_errors(page)
+    _sign_in(page, base, "alice")
+    page.goto(f"{base}/")
+    assert page.locator("#todo-heading").inner_text().startswith("等待您处理")
+    _shot(page, f"pages-todo-zh-{label}", width)
+    page.goto(f"{base}/contracts/{cid}")
+    assert page.locator("#contract-state").inner_text() == "签署中"
+    page.click(f"#sign-{party} ~ details summary")
+    page.wait_for_selector(f"#reject-reason-{party}")
+    _shot(page, f"pages-contract-zh-{label}", width)
+    page.goto(f"{base}/contracts/{cid}/parties/{party}/sign")
+    assert page.locator("#document-sha256").is_visible()
+    _shot(page, f"pages-sign-zh-{label}", width)
+    page.goto(f"{base}/certificates")
+    _shot(page, f"pages-certificates-zh-{label}", width)
+    page.goto(f"{base}/contracts/new")
+    _shot(page, f"pages-new-zh-{label}", width)
+    draft = pages.contract([("alice", 1)], title="草稿合同 Draft", send=False)
+    page.click("#logout")
+    _sign_in(page, base, "bob")
+    page.goto(f"{base}/contracts/{draft['id']}/edit")
+    assert page.locator("#edit-heading").inner_text().startswith("准备")
+    _shot(page, f"pages-edit-zh-{label}", width)
+    page.goto(f"{base}/verify")
+    assert page.locator("#verify-heading").inner_text() == "验证 PDF"
+    _shot(page, f"pages-verify-zh-{label}", width)
+    # keyboard only: from the file field, Tab reaches the button and Enter submits (refused: no file)
+    page.focus("#file")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "verify"
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.parametrize(("viewport", "label"), WIDTHS)
+def test_start_a_contract_in_the_browser(
+    pages: PagesEnv,
+    live_server: Callable[[Flask], str],
+    browser: Any,
+    viewport: dict[str, int],
+    label: str,
+    tmp_path: Path,
+) -> None:
+    pdf = tmp_path / "合同.pdf"
+    pdf.write_bytes(make_pdf(pages=2))
+    title = f"Framework agreement {secrets.token_hex(3)}"
+    base = live_server(pages.api.app)
+    width = viewport["width"]
+    context = browser.new_context(viewport=viewport, locale="en-US")
+    page = context.new_page()
+    errors = page_errors(page)
+    _sign_in(page, base, "bob")
+    page.goto(f"{base}/")
+    page.click("#new-contract")
+    page.set_input_files("#file", str(pdf))
+    page.fill("#title", title)
+    _shot(page, f"pages-new-en-{label}", width)
+    page.click("#create")
+    page.wait_for_selector("#party-form")
+
+    page.fill("#q", "Alice")
+    page.click("#search")
+    page.click("#people a[data-username=alice]")
+    page.wait_for_selector("#party-form")
+    assert page.input_value("#username") == "alice"
+    image = page.locator("img[data-page='2']")
+    image.scroll_into_view_if_needed()
+    page.wait_for_load_state("networkidle")
+    box = image.bounding_box()
+    assert box is not None
+    # a click half-way across and down page 2 puts the field's corner there
+    image.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+    assert page.input_value("#page") == "2"
+    assert abs(float(page.input_value("#x")) - 595 / 2) < 3
+    assert abs(float(page.input_value("#y")) - (842 / 2 - 60)) < 3
+    assert page.locator(".marker").is_visible()
+    _shot(page, f"pages-edit-en-{label}", width)
+    page.click("#add")
+    page.wait_for_selector("#draft-parties")
+    assert "Alice Liu" in page.inner_text("#draft-parties")
+    page.click("#send")
+    page.wait_for_selector("#contract-state")
+    assert page.locator("#contract-state").inner_text() == "Out for signing"
+    assert errors == []
+    context.close()
