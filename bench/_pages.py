@@ -5,8 +5,10 @@ test fixture's, with bench people added), so they sign in through the login page
 
   to-do list: one person with `todo` contracts waiting for their signature (a small PDF each,
        made through the API by the initiator: create, add the party, send; not timed).
-       Page: GET / with that person's session cookie. API: GET /api/v1/contracts?role=to_sign
-       &limit=100 with their token, the first page of the same list (the page shows 100 too).
+       Page: GET / with that person's session cookie: the first 20 waiting for them, with the
+       count, then the first 20 of their contracts. API: the two calls that give the same,
+       GET /api/v1/contracts?role=to_sign&limit=20 then GET /api/v1/contracts?limit=20, with
+       their token.
   contract page: one contract with 20 people as parties, seen by its initiator. Page: GET
        /contracts/ID. API: GET /api/v1/contracts/ID then GET .../evidence, the two calls that
        give what the page shows (parties and the timeline).
@@ -141,7 +143,7 @@ def measure(site: Site, todo: int, samples: int) -> dict[str, Any]:
         "to-do list": (
             reader,
             f"{url}/",
-            [f"{url}/api/v1/contracts?role=to_sign&limit=100"],
+            [f"{url}/api/v1/contracts?role=to_sign&limit=20", f"{url}/api/v1/contracts?limit=20"],
         ),
         f"contract page, {PARTIES} parties": (
             initiator,

@@ -28,8 +28,9 @@ from appliance.models import (
 from appliance.workflow.access import active_user, visible_clause
 from appliance.workflow.context import WorkflowContext
 
-MAX_TODO = 100
-"""The to-do list shows this many, oldest deadline first; the count says how many there are."""
+MAX_TODO = 20
+"""The to-do list shows this many, soonest deadline first; the count says how many there are
+(the contract lists, filtered to "waiting for me", page through all of them)."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,22 @@ def test_the_to_do_list_shows_what_waits_for_me_with_a_count(pages: PagesEnv) ->
     assert title in bob_page.split('id="contracts"', 1)[1]
 
 
+def test_a_long_to_do_list_shows_the_first_twenty_and_links_to_all(pages: PagesEnv) -> None:
+    tag = secrets.token_hex(4)
+    for n in range(21):
+        pages.contract([("dave", 1)], title=f"Pile {tag} {n:02d}")
+    page = pages.browser("dave").get("/").get_data(as_text=True)
+    todo = page.split('id="todo"', 1)[1].split("</ul>", 1)[0]
+    assert todo.count('class="todo-item"') == 20
+    count = re.search(r'id="nav-todo-count"[^>]*>(\d+)<', page)
+    assert count and int(count.group(1)) >= 21  # the count is of all of them
+    link = re.search(r'href="([^"]+)" id="todo-all"', page)
+    assert link
+    everything = pages.browser("dave").get(link.group(1).replace("&amp;", "&").split("#")[0])
+    listed = everything.get_data(as_text=True).split('id="contracts"', 1)[1]
+    assert listed.count(f"Pile {tag}") == 20 and 'id="next-page"' in listed  # paged, 20 a page
+
+
 def test_a_seal_keeper_sees_the_seal_to_apply(pages: PagesEnv) -> None:
     seal_id = pages.new_seal()
     title = f"Seal only {secrets.token_hex(4)}"

@@ -1,7 +1,11 @@
 """In Debian's Chromium: the signing path (to-do, contract, sign with the e-mailed code,
 download, verify the download) and starting a contract with a field placed by a click on its
-page; at desktop width and on a 375 px phone, in English and Simplified Chinese. No console
-errors, no horizontal scrolling; screenshots of every page under test-artifacts/.
+page; at desktop width and on a 375 px phone, in English and Simplified Chinese. The whole
+job: an initiator places two colleagues and a company seal on the pages, each signs from
+their to-do list, the seal keeper applies the seal, and the initiator downloads the signed
+PDF (checked by pyHanko, pdfsig and openssl, stamps where they were placed) and the
+certificate of completion. A rejection and a withdrawal. No console errors, no horizontal
+scrolling; screenshots of every page under test-artifacts/.
 
 The signer's certificate is issued through the page when they have none yet (the first run in
 a test process), so no pyHanko work runs in this thread while Playwright's loop is open.
@@ -9,16 +13,21 @@ a test process), so no pyHanko work runs in this thread while Playwright's loop 
 
 from __future__ import annotations
 
+import io
 import secrets
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import enumerate_sig_fields
 
 from tests.api.conftest import password_of
 from tests.fixtures.browser import page_errors, screenshot
+from tests.fixtures.independent import check_signed_contract
 from tests.fixtures.pdfs import make_pdf
 from tests.pages.conftest import PagesEnv
 
@@ -211,5 +220,167 @@ def test_start_a_contract_in_the_browser(
     page.click("#send")
     page.wait_for_selector("#contract-state")
     assert page.locator("#contract-state").inner_text() == "Out for signing"
+    assert errors == []
+    context.close()
+
+
+def _sign_from_the_to_do_list(
+    page: Any, pages: PagesEnv, base: str, username: str, cid: int, party: int
+) -> None:
+    """As `username`: open the contract from the to-do list, accept the certificate agreement
+    when it is offered, ask for a code, read it from the mail, sign."""
+    _sign_in(page, base, username)
+    page.goto(f"{base}/")
+    page.click(f"#todo a[href='/contracts/{cid}/parties/{party}/sign']")
+    page.wait_for_url(f"{base}/contracts/{cid}/parties/{party}/sign")
+    if page.locator("#agreement").count():
+        page.check("#agree")
+        page.click("#accept-agreement")
+        page.wait_for_selector("#send-code")
+    page.click("#send-code")
+    page.wait_for_selector("#code-sent")
+    page.fill("#code", pages.last_code(username))
+    page.click("#sign")
+    page.wait_for_url(f"{base}/contracts/{cid}")
+    page.click("#logout")
+
+
+def _place(page: Any, page_number: int, across: float, down: float) -> None:
+    """Click page `page_number` of the preview at (`across`, `down`), fractions of its size."""
+    image = page.locator(f"img[data-page='{page_number}']")
+    image.scroll_into_view_if_needed()
+    page.wait_for_load_state("networkidle")
+    box = image.bounding_box()
+    assert box is not None
+    image.click(position={"x": box["width"] * across, "y": box["height"] * down})
+
+
+def _stamps(pdf: bytes) -> dict[str, tuple[int, tuple[float, ...]]]:
+    """Each signature field of `pdf`: (0-based page, rectangle)."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    kids = [ref.idnum for ref in reader.root["/Pages"]["/Kids"]]
+    stamps = {}
+    for name, _value, ref in enumerate_sig_fields(reader):
+        widget = ref.get_object()
+        stamps[name] = (kids.index(widget.raw_get("/P").idnum), tuple(float(v) for v in widget["/Rect"]))
+    return stamps
+
+
+def test_two_colleagues_and_a_seal_in_the_browser(
+    pages: PagesEnv, live_server: Callable[[Flask], str], browser: Any, tmp_path: Path
+) -> None:
+    seal_id = pages.new_seal()  # alice keeps it
+    pdf = tmp_path / "purchase.pdf"
+    pdf.write_bytes(make_pdf(pages=2))
+    title = f"Purchase agreement {secrets.token_hex(3)}"
+    base = live_server(pages.api.app)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-US", accept_downloads=True
+    )
+    page = context.new_page()
+    errors = page_errors(page)
+
+    # bob starts it: dave on page 1, alice on page 2, then the company seal on page 1
+    _sign_in(page, base, "bob")
+    page.goto(f"{base}/")
+    page.click("#new-contract")
+    page.set_input_files("#file", str(pdf))
+    page.fill("#title", title)
+    page.click("#create")
+    page.wait_for_selector("#party-form")
+    for order, (who, page_number, across, down) in enumerate(
+        [("dave", 1, 0.1, 0.7), ("alice", 2, 0.5, 0.5), ("seal", 1, 0.55, 0.8)], start=1
+    ):
+        if who == "seal":
+            page.select_option("#kind", "seal")
+            page.select_option("#seal_id", str(seal_id))
+        else:
+            page.fill("#q", who)
+            page.click("#search")
+            page.click(f"#people a[data-username={who}]")
+            page.wait_for_selector("#party-form")
+        page.fill("#routing_order", str(order))
+        _place(page, page_number, across, down)
+        page.click("#add")
+        page.wait_for_selector("#draft-parties")
+    page.click("#send")
+    page.wait_for_selector("#contract-state")
+    assert page.locator("#contract-state").inner_text() == "Out for signing"
+    cid = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    page.click("#logout")
+
+    contract = pages.api.client().get(f"/api/v1/contracts/{cid}", headers=pages.api.auth("bob")).get_json()
+    parties = contract["parties"]
+    assert [p["kind"] for p in parties] == ["person", "person", "seal"]
+    for username, party in (("dave", parties[0]), ("alice", parties[1]), ("alice", parties[2])):
+        _sign_from_the_to_do_list(page, pages, base, username, cid, party["id"])
+
+    _sign_in(page, base, "bob")
+    page.goto(f"{base}/contracts/{cid}")
+    assert page.locator("#contract-state").inner_text() == "Completed"
+    if not page.locator("#download-completion").count():
+        page.reload()  # the certificate of completion is made after the last signer's answer
+    with page.expect_download() as signed:
+        page.click("#download-current")
+    with page.expect_download() as completion:
+        page.click("#download-completion")
+    final = signed.value.path().read_bytes()
+    assert completion.value.path().read_bytes().startswith(b"%PDF")
+    assert errors == []
+    context.close()
+
+    # the independent checks use pyHanko's asyncio, which may not run on Playwright's thread
+    failures: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            check_signed_contract(pages.api.services, final, 3, tmp_path)
+        except BaseException as failure:
+            failures.append(failure)
+
+    checker = threading.Thread(target=check)
+    checker.start()
+    checker.join()
+    assert not failures, failures[0]
+    stamps = _stamps(final)
+    for party in parties:
+        for field in party["fields"]:
+            where = stamps[f"Party{party['id']}Field{field['id']}"]
+            x, y = field["x"], field["y"]
+            assert where[0] == field["page"] - 1
+            assert where[1] == pytest.approx((x, y, x + field["width"], y + field["height"]), abs=0.5)
+
+
+@pytest.mark.parametrize(("viewport", "label"), WIDTHS)
+def test_reject_and_withdraw_in_the_browser(
+    pages: PagesEnv, live_server: Callable[[Flask], str], browser: Any, viewport: dict[str, int], label: str
+) -> None:
+    to_reject = pages.contract([("alice", 1)], title=f"Too expensive {secrets.token_hex(3)}")
+    to_withdraw = pages.contract([("alice", 1)], title=f"Sent by mistake {secrets.token_hex(3)}")
+    base = live_server(pages.api.app)
+    context = browser.new_context(viewport=viewport, locale="en-US")
+    page = context.new_page()
+    errors = page_errors(page)
+
+    _sign_in(page, base, "alice")
+    party = to_reject["parties"][0]["id"]
+    page.goto(f"{base}/contracts/{to_reject['id']}")
+    page.click(f"#sign-{party} ~ details summary")
+    page.fill(f"#reject-reason-{party}", "价格太高 The price is too high")
+    page.click(f"#reject-{party}")
+    page.wait_for_url(f"{base}/contracts/{to_reject['id']}")
+    assert page.locator("#contract-state").inner_text() == "Rejected"
+    assert "The price is too high" in page.inner_text("main")
+    _shot(page, f"pages-rejected-en-{label}", viewport["width"])
+    page.click("#logout")
+
+    _sign_in(page, base, "bob")
+    page.goto(f"{base}/contracts/{to_withdraw['id']}")
+    page.click("#withdraw-reason >> xpath=ancestor::details/summary")
+    page.fill("#withdraw-reason", "Sent to the wrong person")
+    page.click("#withdraw")
+    page.wait_for_url(f"{base}/contracts/{to_withdraw['id']}")
+    assert page.locator("#contract-state").inner_text() == "Withdrawn"
+    _shot(page, f"pages-withdrawn-en-{label}", viewport["width"])
     assert errors == []
     context.close()

@@ -8,13 +8,14 @@ things, such as a contract and its evidence) and renders its frozen view.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g
 from flask_login import current_user
 
 from appliance.notify import count_unread
 from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
 from appliance.web.contracts import contract, drafting, me, signing
+from appliance.web.contracts.home import TODO_COUNT_KEY
 from appliance.web.contracts.labels import install_labels
 from appliance.workflow.todo import count_todo
 
@@ -40,7 +41,8 @@ def _navigation() -> dict[str, object]:
     if user is None:
         return {}
     services = current_services()
+    counted = g.get(TODO_COUNT_KEY)  # the home page has just counted the to-do list
     return {
-        "todo_count": count_todo(services.workflow, user.principal),
+        "todo_count": counted if counted is not None else count_todo(services.workflow, user.principal),
         "unread_count": count_unread(services.sessions, user.principal.user_id),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import render_template, request
+from flask import g, render_template, request
 from werkzeug.datastructures import MultiDict
 
 from appliance.models import ContractState
@@ -15,6 +15,8 @@ from appliance.workflow.queries import ContractFilter, ListRole, list_contracts
 from appliance.workflow.todo import list_todo
 
 PAGE_SIZE = 20
+TODO_COUNT_KEY = "todo_count"
+"""`flask.g` key of the to-do count, once a view has it (the navigation shows it too)."""
 
 
 def todo_page() -> str:
@@ -25,6 +27,7 @@ def todo_page() -> str:
     form = FilterForm(MultiDict(request.args))
     where = _filter(form) if form.validate() else ContractFilter()
     todo = list_todo(workflow, user.principal)
+    g.setdefault(TODO_COUNT_KEY, todo.total)
     page = list_contracts(
         workflow, user.principal, where, cursor=request.args.get("cursor") or None, limit=PAGE_SIZE
     )
