@@ -14,8 +14,9 @@ initiator and two signers, driving its own contracts), for `--contracts` contrac
        for a code and the code is read from the mail the SMTP server received;
   sign (timed): each signer POSTs /sign with its code and an Idempotency-Key, first signer
        then second. The second signature is the contract's last: it also locks the document
-       with a document timestamp; the worker makes the signed certificate of completion right
-       after answering it. The phase ends when every contract has its certificate.
+       with a document timestamp; a background thread of the worker makes the signed
+       certificate of completion once the answer is made. The phase ends when every contract
+       has its certificate.
   e2e signatures/s = sign calls / wall clock of the sign phase (all clients together);
        p50/p95 = latency of one sign call as the client sees it.
   library signatures/s = the same signatures made in this process with
@@ -28,8 +29,8 @@ initiator and two signers, driving its own contracts), for `--contracts` contrac
        just before each round's HTTP sign phase, so that both see the same machine load.
   in the worker = a sign request's time inside its gunicorn worker (the access log's %(D)s;
        the bench sets only that log format, through GUNICORN_CMD_ARGS); the rest of the
-       latency is the wait for a free worker and the HTTP round trip. gunicorn logs a request
-       before the work left for after its answer (the certificate of completion).
+       latency is the wait for a free worker and the HTTP round trip. The certificate of
+       completion is made beside the next requests, not inside the logged one.
   server CPU = CPU time of gunicorn's master and workers over the sign phase, per signature
        (the HSM is SoftHSM2 inside the workers, so it is included); `cores busy` is that CPU
        over the phase's wall clock. The ratio by CPU time (library CPU per signature over
@@ -265,7 +266,7 @@ class Figures:
     """End to end only: each sign request's time inside its gunicorn worker (access log)."""
     certificates_after: list[float] = field(default_factory=list)
     """End to end only: per round, from the last sign answer until every certificate of completion
-    of the round was made (a worker makes it after sending the last signer's answer)."""
+    of the round was made (a background thread of the worker makes it after the answer)."""
 
     def add(self, timings: list[tuple[float, bool]]) -> None:
         for seconds, last in timings:

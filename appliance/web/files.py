@@ -1,22 +1,46 @@
-"""What the API and the pages share to serve a contract's files: ids in paths, and downloads
-whose names are safe in a header."""
+"""What the API and the pages share for a contract's files: ids in paths, uploads (the body
+limit, the file's sha256) and downloads whose names are safe in a header."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from contextlib import AbstractContextManager, ExitStack
+from typing import BinaryIO
 from urllib.parse import quote
 
+from flask import request
 from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import ClosingIterator, FileWrapper
 
+from appliance.web.context import current_services
 from appliance.workflow.queries import MAX_ID, DocumentFile
 
 ID = f"int(min=1, max={MAX_ID})"
 """URL converter of ids in paths: anything else (0, -1, 2**31, "abc") matches no route, so 404."""
 FALLBACK_FILENAME = "contract.pdf"
 DOWNLOAD_CHUNK = 256 * 1024
+FORM_MARGIN = 64 * 1024
+"""Room for an upload form's text parts and multipart framing on top of uploads.max_bytes."""
+HASH_CHUNK = 1024 * 1024
+
+
+def allow_upload_body() -> None:
+    """Let this request's body be as large as an upload may be, plus the form around it.
+
+    Set before anything reads the body: werkzeug enforces the limit while reading (413 beyond).
+    """
+    request.max_content_length = current_services().config.uploads.max_bytes + FORM_MARGIN
+
+
+def upload_sha256(upload: BinaryIO) -> str:
+    """The sha256 of an uploaded file (for idempotency keys); the stream is left at its start."""
+    digest = hashlib.sha256()
+    while chunk := upload.read(HASH_CHUNK):
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
 
 
 def file_download(opened: AbstractContextManager[DocumentFile], media_type: str) -> BaseResponse:

@@ -5,9 +5,9 @@ when the contract is a voiding agreement, the contract it voids becomes voided i
 transaction. The certificate of completion is made after that commit
 (`issue_completion_certificate`): rendering and signing it is the slowest part of completing
 (about as long as the signature itself), and neither the contract's lock (on SQLite: the
-database's write lock) nor the last signer's answer should wait for it. The web layer makes it
-right after sending that answer (`issue_completion_certificate_or_log`); should that fail, or
-the worker stop first, the `contract-deadlines` job makes it later.
+database's write lock) nor the last signer's answer should wait for it. The web layer has a
+background thread make it once that answer is made (`issue_completion_certificate_or_log`);
+should that fail, or the worker stop first, the `contract-deadlines` job makes it later.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from appliance.web.after_response import wait_for_work_left
 from tests.api.conftest import FIELD, ApiEnv, assert_problem
 from tests.fixtures.independent import check_signed_contract
 from tests.fixtures.pdfs import make_pdf
@@ -68,8 +69,7 @@ def _sign(env: ApiEnv, signer: str, contract_id: int, party_id: int) -> tuple[di
     )
     assert signed.status_code == 200, signed.get_data(as_text=True)
     answer = dict(signed.get_json())
-    # closing the response runs what the app left for after the answer, as a WSGI server does
-    signed.close()
+    wait_for_work_left()  # what the app left for after the answer (the certificate of completion)
     return answer, code
 
 

@@ -44,6 +44,17 @@ def _sign_in(page: Any, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/account")
 
 
+def _upload(page: Any, base: str, pdf: Path, title: str, shot: Callable[[], None] = lambda: None) -> None:
+    """From home, New contract: the PDF and its title, up to the page where parties are added."""
+    page.goto(f"{base}/")
+    page.click("#new-contract")
+    page.set_input_files("#file", str(pdf))
+    page.fill("#title", title)
+    shot()
+    page.click("#create")
+    page.wait_for_selector("#party-form")
+
+
 def _fits(page: Any, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
 
@@ -189,13 +200,7 @@ def test_start_a_contract_in_the_browser(
     page = context.new_page()
     errors = page_errors(page)
     _sign_in(page, base, "bob")
-    page.goto(f"{base}/")
-    page.click("#new-contract")
-    page.set_input_files("#file", str(pdf))
-    page.fill("#title", title)
-    _shot(page, f"pages-new-en-{label}", width)
-    page.click("#create")
-    page.wait_for_selector("#party-form")
+    _upload(page, base, pdf, title, shot=lambda: _shot(page, f"pages-new-en-{label}", width))
 
     page.fill("#q", "Alice")
     page.click("#search")
@@ -282,12 +287,7 @@ def test_two_colleagues_and_a_seal_in_the_browser(
 
     # bob starts it: dave on page 1, alice on page 2, then the company seal on page 1
     _sign_in(page, base, "bob")
-    page.goto(f"{base}/")
-    page.click("#new-contract")
-    page.set_input_files("#file", str(pdf))
-    page.fill("#title", title)
-    page.click("#create")
-    page.wait_for_selector("#party-form")
+    _upload(page, base, pdf, title)
     for order, (who, page_number, across, down) in enumerate(
         [("dave", 1, 0.1, 0.7), ("alice", 2, 0.5, 0.5), ("seal", 1, 0.55, 0.8)], start=1
     ):
@@ -318,8 +318,12 @@ def test_two_colleagues_and_a_seal_in_the_browser(
     _sign_in(page, base, "bob")
     page.goto(f"{base}/contracts/{cid}")
     assert page.locator("#contract-state").inner_text() == "Completed"
-    if not page.locator("#download-completion").count():
-        page.reload()  # the certificate of completion is made after the last signer's answer
+    # the certificate of completion is made after the last signer's answer: it shows up shortly
+    for _attempt in range(40):
+        if page.locator("#download-completion").count():
+            break
+        page.wait_for_timeout(250)
+        page.reload()
     with page.expect_download() as signed:
         page.click("#download-current")
     with page.expect_download() as completion:

@@ -6,7 +6,6 @@ may not see answers 404 exactly like one that does not exist (appliance.workflow
 
 from __future__ import annotations
 
-import hashlib
 from functools import partial
 from typing import BinaryIO, cast
 
@@ -34,7 +33,7 @@ from appliance.web.api.spec import file_response, responses, spec
 from appliance.web.api.transport import api_blueprint, api_principal, idempotency_key
 from appliance.web.auth.principal import client_info
 from appliance.web.context import current_services
-from appliance.web.files import ID, file_download
+from appliance.web.files import ID, file_download, upload_sha256
 from appliance.workflow.closing import (
     end_contract,
     reject_contract,
@@ -98,12 +97,8 @@ def create(form: NewContractForm, headers: IdempotencyHeaders) -> tuple[Contract
 
 def _form_content(form: NewContractForm, upload: BinaryIO) -> dict[str, object]:
     """What a create request asks for, the file by its sha256 (the stream is left at its start)."""
-    digest = hashlib.sha256()
-    while chunk := upload.read(1024 * 1024):
-        digest.update(chunk)
-    upload.seek(0)
     fields = form.model_dump(mode="json", exclude={"file"})
-    return {**fields, "file_sha256": digest.hexdigest(), "filename": form.file.filename or ""}
+    return {**fields, "file_sha256": upload_sha256(upload), "filename": form.file.filename or ""}
 
 
 @bp.get("/contracts")

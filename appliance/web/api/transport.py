@@ -17,14 +17,12 @@ from appliance.errors import InvalidInput
 from appliance.web.api.models import IdempotencyHeaders
 from appliance.web.api.spec import spec
 from appliance.web.auth.principal import bearer_principal
-from appliance.web.context import current_services
+from appliance.web.files import allow_upload_body
 from appliance.workflow.idempotency import IdempotencyKey
 
 PREFIX = "/api/v1"
 JSON_BODY_LIMIT = 256 * 1024
 """The largest JSON body: a party with its fields is a few KiB."""
-FORM_MARGIN = 64 * 1024
-"""Room for an upload's text parts and multipart framing on top of uploads.max_bytes."""
 
 
 def api_blueprint(name: str, import_name: str) -> Blueprint:
@@ -60,7 +58,7 @@ def check_request_body() -> None:
     if metadata is None:
         return
     if metadata.form is not None:
-        request.max_content_length = current_services().config.uploads.max_bytes + FORM_MARGIN
+        allow_upload_body()
         if request.mimetype != "multipart/form-data":
             raise UnsupportedMediaType()
         return

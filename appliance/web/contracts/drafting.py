@@ -21,7 +21,7 @@ from appliance.web.context import current_services
 from appliance.web.contracts.forms import NewContractForm, PartyForm
 from appliance.web.contracts.problems import problem_text
 from appliance.web.errors import status_for
-from appliance.web.files import ID
+from appliance.web.files import ID, allow_upload_body, upload_sha256
 from appliance.workflow.drafts import (
     NewContract,
     NewField,
@@ -41,16 +41,13 @@ from appliance.workflow.views import ContractView
 bp = Blueprint("draft_pages", __name__)
 
 CONTRACT = f"/contracts/<{ID}:contract_id>"
-FORM_MARGIN = 64 * 1024
-"""Room for the form's text fields and multipart framing on top of uploads.max_bytes."""
 SEARCH_LIMIT = 20
 
 
 @bp.route("/contracts/new", methods=["GET", "POST"])
 @login_required  # type: ignore[misc]
 def new() -> Response:
-    # set before anything reads the body: werkzeug enforces it while reading (413 beyond)
-    request.max_content_length = current_services().config.uploads.max_bytes + FORM_MARGIN
+    allow_upload_body()
     form = NewContractForm()
     error = None
     if request.method == "POST":
@@ -72,10 +69,6 @@ def new() -> Response:
 
 def _create(form: NewContractForm) -> ContractView:
     upload = cast(BinaryIO, form.file.data.stream)
-    digest = hashlib.sha256()
-    while chunk := upload.read(1024 * 1024):
-        digest.update(chunk)
-    upload.seek(0)
     deadline = (
         datetime.combine(form.deadline.data, time(23, 59, 59), tzinfo=UTC) if form.deadline.data else None
     )
@@ -86,7 +79,7 @@ def _create(form: NewContractForm) -> ContractView:
         message=form.message.data or None,
         deadline=deadline,
     )
-    content = f"{digest.hexdigest()}|{spec.title}|{spec.routing}|{spec.message}|{deadline}"
+    content = f"{upload_sha256(upload)}|{spec.title}|{spec.routing}|{spec.message}|{deadline}"
     return create_contract(
         current_services().workflow,
         page_principal(),

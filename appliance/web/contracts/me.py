@@ -21,7 +21,7 @@ from appliance.web.auth.principal import client_info, page_principal
 from appliance.web.context import current_services
 from appliance.web.contracts.forms import ConsentForm, consent_of
 from appliance.web.contracts.problems import problem_text, rejection_text
-from appliance.web.files import ID, attachment_disposition
+from appliance.web.files import ID, allow_upload_body, attachment_disposition
 from appliance.workflow.certificates import (
     apply_personal_certificate,
     certificate_agreement,
@@ -31,9 +31,6 @@ from appliance.workflow.certificates import (
 from appliance.workflow.verification import verify_document
 
 bp = Blueprint("me_pages", __name__)
-
-FORM_MARGIN = 64 * 1024
-"""Room for the multipart framing on top of uploads.max_bytes."""
 
 
 class VerifyForm(FlaskForm):
@@ -94,8 +91,7 @@ def download_certificate(certificate_id: int) -> Response:
 @bp.route("/verify", methods=["GET", "POST"])
 @login_required  # type: ignore[misc]
 def verify() -> Response:
-    # set before anything reads the body: werkzeug enforces it while reading (413 beyond)
-    request.max_content_length = current_services().config.uploads.max_bytes + FORM_MARGIN
+    allow_upload_body()
     form = VerifyForm()
     report, error, status = None, None, 200
     if request.method == "POST":
