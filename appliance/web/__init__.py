@@ -43,6 +43,10 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=cfg.auth.absolute_timeout_hours),
+        # the cookie is written only when its content changes: re-sent on every answer, a slow
+        # answer (a page preview) begun before a form post put the old content back after it;
+        # the timeouts are kept on the server, so nothing needs the cookie's expiry renewed
+        SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=cfg.auth.absolute_timeout_hours * 3600,
         WTF_CSRF_SSL_STRICT=cfg.server.tls,
         BABEL_DEFAULT_LOCALE=cfg.locale.default,

@@ -112,6 +112,18 @@ def test_a_cookie_planted_before_login_is_not_the_session_after(ldap_app: LdapAp
     assert attacker.get("/account").status_code == 302  # the attacker's copy is not signed in
 
 
+def test_only_an_answer_that_changes_the_session_writes_the_cookie(ldap_app: LdapAppFactory) -> None:
+    env = ldap_app()
+    client = env.client()
+    post_login(client, "alice", "alice-Secret-1")
+    token = csrf_token(client, "/account")  # the first form after login puts its token in
+    # a page or picture that began before a form was posted must not put the old cookie back
+    for path in ("/account", "/static/app.css"):
+        response = client.get(path)
+        assert response.status_code == 200 and "Set-Cookie" not in response.headers, path
+    assert "Set-Cookie" in client.post("/logout", data={"csrf_token": token}).headers
+
+
 def test_logout_invalidates_the_session_server_side(ldap_app: LdapAppFactory) -> None:
     env = ldap_app()
     client = env.client()

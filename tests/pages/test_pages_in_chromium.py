@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import enumerate_sig_fields
 
@@ -102,11 +103,10 @@ def test_sign_a_contract_in_the_browser(
     assert page.locator("#document-sha256").inner_text() == contract["versions"][-1]["sha256"]
     _shot(page, f"pages-sign-en-{label}", width)
 
-    page.click("#send-code")
-    page.wait_for_selector("#code-sent")
-    # the re-send button counts down (the page's script), then offers a new code
-    assert page.locator("#send-code").is_disabled()
-    assert "Send again in" in page.locator("#send-code").inner_text()
+    _ask_for_code(page)
+    # the re-send button counts down (the page's deferred script), then offers a new code
+    expect(page.locator("#send-code")).to_be_disabled()
+    expect(page.locator("#send-code")).to_contain_text("Send again in")
     page.fill("#code", pages.last_code("alice"))
     _shot(page, f"pages-sign-code-en-{label}", width)
     page.click("#sign")
@@ -242,12 +242,21 @@ def _sign_from_the_to_do_list(
         page.check("#agree")
         page.click("#accept-agreement")
         page.wait_for_selector("#send-code")
-    page.click("#send-code")
-    page.wait_for_selector("#code-sent")
+    _ask_for_code(page)
     page.fill("#code", pages.last_code(username))
     page.click("#sign")
     page.wait_for_url(f"{base}/contracts/{cid}")
     page.click("#logout")
+
+
+def _ask_for_code(page: Any) -> None:
+    """Press "send me a code" and wait for the page that says where it went."""
+    with page.expect_response(lambda response: response.url.endswith("/code")) as answer:
+        page.click("#send-code")
+    assert answer.value.status == 303, f"{answer.value.url}: {answer.value.status}"
+    page.wait_for_selector("#code-sent, .flash-error")
+    refused = page.locator(".flash-error")
+    assert not refused.count(), f"{page.url}: {refused.all_inner_texts()}"
 
 
 def _place(page: Any, page_number: int, across: float, down: float) -> None:
