@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from appliance.models.base import Base, enum_column
@@ -48,9 +48,11 @@ class Contract(Base):
 
 class Party(Base):
     __tablename__ = "parties"
+    # "is this person a party of the contract?" is asked per contract by every list
+    __table_args__ = (Index("ix_parties_contract_id_user_id", "contract_id", "user_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
     kind: Mapped[PartyKind] = mapped_column(enum_column(PartyKind, 20))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     """The signer (person) or the seal keeper who applied the seal."""
