@@ -7,7 +7,6 @@ the same authority as a pyHanko `TimeStamper`, for in-process use by the signer.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -240,10 +239,11 @@ class InternalTimeStamper(TimeStamper):
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         if self._material is None:
             self._material = self._load()
-        material = self._material
-        loop = asyncio.get_running_loop()
-        # the HSM call blocks; keep it off the event loop that pyHanko runs
-        return await loop.run_in_executor(None, lambda: build_response(self._ctx, material, req))
+        # Called directly, not through the loop's default executor: the HSM pool already runs
+        # the token call in its own thread with the HSM timeout, and the event loop of one
+        # signing has nothing else to do meanwhile. A fresh loop per document has no executor
+        # yet, so each timestamp would also start a thread.
+        return build_response(self._ctx, self._material, req)
 
 
 def make_timestamper(ctx: PkiContext, material_loader: Callable[[], TsaMaterial]) -> TimeStamper | None:

@@ -17,6 +17,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
+from appliance.signing import hexstrings
 from appliance.signing.errors import PdfRejected, RejectReason
 
 DEFAULT_MAX_PAGES = 2000
@@ -47,6 +48,7 @@ class PdfFacts:
 
 def open_strict_reader(stream: BinaryIO) -> PdfFileReader:
     """pyHanko's strict reader over `stream`, with parse failures turned into PdfRejected."""
+    hexstrings.install()
     _check_magic(stream)
     try:
         reader = PdfFileReader(stream, strict=True)
