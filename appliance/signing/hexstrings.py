@@ -27,7 +27,6 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PDF_WHITESPACE, PdfStreamError
 
 BLOCK = 8192
-HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 pyhanko_read_hex_string = generic.read_hex_string_from_stream
 """pyHanko's own reader, for the strings with comments (and the tests' comparison)."""
@@ -54,7 +53,7 @@ def read_hex_string(stream: BinaryIO) -> generic.ByteStringObject | generic.Text
         stream.seek(start)
         return pyhanko_read_hex_string(stream)
     digits = raw.translate(None, PDF_WHITESPACE)
-    stray = digits.translate(None, HEX_DIGITS)
+    stray = digits.translate(None, generic.HEX_DIGITS)
     if stray:
         raise PdfStreamError("Unexpected token in hex string: " + repr(stray[:1]))
     if len(digits) % 2:
