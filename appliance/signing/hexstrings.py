@@ -12,8 +12,8 @@ a third of validating a signed 1 MB contract. This reader takes the string in bl
 * a string with a "%" in it (pyHanko skips comments there) is handed to pyHanko's reader,
   from its start, so the rare case keeps pyHanko's exact behaviour.
 
-`install` replaces the module-level function that pyHanko's object parser calls by name; it
-runs once per process, before the first PDF is read (`preflight.open_strict_reader`).
+`install` replaces the module-level function that pyHanko's object parser calls by name;
+`preflight.open_strict_reader` calls it before every PDF it opens (an idempotent assignment).
 tests/signing/test_hexstrings.py checks it against pyHanko's reader on the same inputs.
 """
 

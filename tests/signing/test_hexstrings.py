@@ -41,7 +41,8 @@ def _both(data: bytes) -> None:
         b"<4865",  # the stream ends first
         b"<48%comment>\n65>",  # a comment inside: pyHanko's reader decides
         b"<" + b"ab" * 30_000 + b">trailer",  # longer than one block
-        b"<" + b"a" * (hexstrings.BLOCK - 1) + b">",  # ">" first in the second block
+        b"<" + b"a" * (hexstrings.BLOCK - 1) + b">",  # ">" last in the first block
+        b"<" + b"a" * hexstrings.BLOCK + b">",  # ">" first in the second block
     ],
 )
 def test_same_value_error_and_position_as_pyhanko(data: bytes) -> None:
