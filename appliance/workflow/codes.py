@@ -16,6 +16,8 @@ Rules:
   single use per time step: `totp_enrolments.last_used_step` only moves forward (conditional
   UPDATE), so the step just used, and any earlier one, is refused (RFC 6238 section 5.2).
   The previous and the next step are accepted, for clock drift; two steps away is not.
+  `check_code` gives the same verdict without using the code up: the signing step checks
+  before its slow part (the HSM signature) and consumes when it records the signature.
 * Only the latest code counts: issuing a new code for the same person and party supersedes
   the earlier ones, and presenting an earlier one says so (`otp_superseded`).
 * Limited attempts: each code allows `codes.attempts` rejected tries, then it is dead, even
@@ -246,6 +248,38 @@ def issue_code(
     return CodeToSend(row.id, channel, row.expires_at, destination, plaintext)
 
 
+def check_code(
+    session: Session,
+    binding: CodeBinding,
+    code: str,
+    *,
+    accepted_document_sha256s: Collection[str],
+    key: bytes,
+    now: datetime,
+) -> None:
+    """Refuse the code as `consume_code` would, without using it up.
+
+    The signing step checks the code before its slow part (the HSM signature, made outside any
+    transaction) and consumes it when it records the signature; a request racing with the same
+    code can use it in between, and that consume then refuses it.
+
+    :raises CodeRejected: as `consume_code` would.
+    """
+    row, presented = _latest_code(session, binding, code, accepted_document_sha256s)
+    if row.code_hmac is None:
+        enrolment = _confirmed_enrolment(session, row)
+        step = _authenticator_step(enrolment.secret, presented, now)
+        _raise_if_dead(session, row, now)
+        if step is None:
+            raise CodeRejected(CodeProblem.WRONG, code_id=row.id, attempts_left=row.attempts_left - 1)
+        if enrolment.last_used_step is not None and enrolment.last_used_step >= step:
+            raise CodeRejected(CodeProblem.USED, code_id=row.id, public=_AUTHENTICATOR_REUSED)
+        return
+    _raise_if_dead(session, row, now)
+    if not hmac.compare_digest(row.code_hmac, _code_hmac(key, _binding_of(row), presented)):
+        _refuse_wrong_emailed_code(session, row, presented, key)
+
+
 def consume_code(
     session: Session,
     binding: CodeBinding,
@@ -262,19 +296,7 @@ def consume_code(
 
     :raises CodeRejected: with the problem; see the module docstring for what to do with it.
     """
-    presented = _normalise(code)
-    if not presented:
-        raise CodeRejected(CodeProblem.REQUIRED, code_id=None)
-    row = session.execute(
-        select(VerificationCode)
-        .where(VerificationCode.user_id == binding.user_id, VerificationCode.party_id == binding.party_id)
-        .order_by(VerificationCode.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if row is None:
-        _refuse_foreign_code(session, binding)
-    if row.contract_id != binding.contract_id or row.document_sha256 not in accepted_document_sha256s:
-        raise CodeRejected(CodeProblem.BINDING_MISMATCH, code_id=row.id)
+    row, presented = _latest_code(session, binding, code, accepted_document_sha256s)
     if row.code_hmac is None:
         _consume_authenticator_code(session, row, presented, now)
     else:
@@ -425,15 +447,41 @@ def _refuse_foreign_code(session: Session, binding: CodeBinding) -> NoReturn:
     raise CodeRejected(CodeProblem.BINDING_MISMATCH, code_id=other)
 
 
+def _latest_code(
+    session: Session, binding: CodeBinding, code: str, accepted_document_sha256s: Collection[str]
+) -> tuple[VerificationCode, str]:
+    """The code row a try counts against, and the presented code normalised."""
+    presented = _normalise(code)
+    if not presented:
+        raise CodeRejected(CodeProblem.REQUIRED, code_id=None)
+    row = session.execute(
+        select(VerificationCode)
+        .where(VerificationCode.user_id == binding.user_id, VerificationCode.party_id == binding.party_id)
+        .order_by(VerificationCode.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        _refuse_foreign_code(session, binding)
+    if row.contract_id != binding.contract_id or row.document_sha256 not in accepted_document_sha256s:
+        raise CodeRejected(CodeProblem.BINDING_MISMATCH, code_id=row.id)
+    return row, presented
+
+
 def _consume_emailed_code(
     session: Session, row: VerificationCode, presented: str, key: bytes, now: datetime
 ) -> None:
-    binding = CodeBinding(row.user_id, row.contract_id, row.party_id, row.document_sha256)
     if _rowcount(
-        session, _claim(row, now).where(VerificationCode.code_hmac == _code_hmac(key, binding, presented))
+        session,
+        _claim(row, now).where(VerificationCode.code_hmac == _code_hmac(key, _binding_of(row), presented)),
     ):
         return
     _raise_if_dead(session, row, now)
+    _refuse_wrong_emailed_code(session, row, presented, key)
+
+
+def _refuse_wrong_emailed_code(
+    session: Session, row: VerificationCode, presented: str, key: bytes
+) -> NoReturn:
     if _matches_earlier_code(session, row, presented, key):
         raise CodeRejected(CodeProblem.SUPERSEDED, code_id=row.id, attempts_left=row.attempts_left - 1)
     raise CodeRejected(CodeProblem.WRONG, code_id=row.id, attempts_left=row.attempts_left - 1)
@@ -442,9 +490,7 @@ def _consume_emailed_code(
 def _consume_authenticator_code(
     session: Session, row: VerificationCode, presented: str, now: datetime
 ) -> None:
-    enrolment = session.get(TotpEnrolment, row.user_id)
-    if enrolment is None or enrolment.confirmed_at is None:
-        raise CodeRejected(CodeProblem.REQUIRED, code_id=None, public=_AUTHENTICATOR_GONE)
+    enrolment = _confirmed_enrolment(session, row)
     step = _authenticator_step(enrolment.secret, presented, now)
     if step is None or not _rowcount(session, _claim(row, now).where(VerificationCode.code_hmac.is_(None))):
         _raise_if_dead(session, row, now)
@@ -462,6 +508,17 @@ def _consume_authenticator_code(
     if not advanced:
         # the caller rolls back, which also gives the challenge back its used_at = NULL
         raise CodeRejected(CodeProblem.USED, code_id=row.id, public=_AUTHENTICATOR_REUSED)
+
+
+def _confirmed_enrolment(session: Session, row: VerificationCode) -> TotpEnrolment:
+    enrolment = session.get(TotpEnrolment, row.user_id)
+    if enrolment is None or enrolment.confirmed_at is None:
+        raise CodeRejected(CodeProblem.REQUIRED, code_id=None, public=_AUTHENTICATOR_GONE)
+    return enrolment
+
+
+def _binding_of(row: VerificationCode) -> CodeBinding:
+    return CodeBinding(row.user_id, row.contract_id, row.party_id, row.document_sha256)
 
 
 def _claim(row: VerificationCode, now: datetime) -> Update:
@@ -508,9 +565,8 @@ def _matches_earlier_code(session: Session, latest: VerificationCode, presented:
         .limit(_EARLIER_CODES_CHECKED)
     ).scalars()
     for row in earlier:
-        binding = CodeBinding(row.user_id, row.contract_id, row.party_id, row.document_sha256)
         assert row.code_hmac is not None
-        if hmac.compare_digest(row.code_hmac, _code_hmac(key, binding, presented)):
+        if hmac.compare_digest(row.code_hmac, _code_hmac(key, _binding_of(row), presented)):
             return True
     return False
 

@@ -1,8 +1,9 @@
 """Idempotency keys: a retried create or sign returns the first answer and never acts twice.
 
 The answer is stored in the transaction of the change it reports, so after a crash there
-is either both or neither. A retry that arrives while the first is still running waits for
-the contract's row lock and then finds the stored answer.
+is either both or neither. A retry that arrives while the first is still running finds the
+stored answer once it holds the contract's row lock; a sign retry checks again when it is about
+to record its signature, and answers with the first one's result instead.
 """
 
 from __future__ import annotations

@@ -1,20 +1,31 @@
 """Confirming intent and signing one party, atomically.
 
 `request_code` sends the signer a one-time code bound to them, the party and the document
-version in front of them. `sign_party` then does, under the contract's row lock, in one
-transaction: check state, turn, permission and certificate; consume the code; check that
-every earlier signature of the current version still verifies (and its blob its hash);
-sign the version with the party's HSM key, one visible stamp per field, timestamped, with
-revocation info (B-LT; the contract's last signature adds a document timestamp, B-LTA,
-and locks the document); store the new blob durably; then add the version, mark the party
-signed, move the turn or complete the contract, append evidence and the operation log.
-A completed contract's certificate of completion is made after that commit, and after the
-answer (appliance.workflow.completion).
+version in front of them. `sign_party` then signs in three steps:
 
-A failure anywhere rolls all of it back; a blob already written is removed (a crash leaves
-at most an unreferenced blob, which nothing shows and the sweep removes). Wrong codes and
-refused documents are recorded in their own transaction after the rollback, since those
-must stay on record.
+1. Plan, in a short transaction: check state, turn, permission and certificate, check the
+   code without using it up, and resolve the signer (chain, CRLs, timestamp authority).
+2. Sign, with no transaction open: check that the version's blob still has its hash and that
+   every earlier signature on it still verifies; sign it with the party's HSM key, one
+   visible stamp per field, timestamped, with revocation info (B-LT; the contract's last
+   signature adds a document timestamp, B-LTA, and locks the document); store the new blob.
+3. Record, under the contract's row lock, in one transaction: check again what may have
+   changed meanwhile, use the code up (one conditional UPDATE: of two requests racing with
+   it, one wins), add the version, mark the party signed, move the turn or complete the
+   contract, append evidence and the operation log.
+
+The signing is the slow part, and on SQLite any write transaction holds the database's one
+write lock: made inside the transaction, one signature at a time could be made in the whole
+appliance. Made outside, other signers' plans and records interleave with it. The record
+step refuses a plan whose version is no longer the contract's current one (another party
+of a parallel contract signed first): the file just made is discarded and the signing starts
+again from step 1 on the new version, so no signature is ever lost or forked.
+
+A failure anywhere leaves the contract as it was; a blob already written is removed (a crash
+leaves at most an unreferenced blob, which nothing shows and the sweep removes). Wrong codes
+and refused documents are recorded in their own transaction, since those must stay on
+record. A completed contract's certificate of completion is made after the record step's
+commit, and after the answer (appliance.workflow.completion).
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import ApplianceError, Forbidden, Unavailable
+from appliance.errors import ApplianceError, Conflict, Forbidden, Unavailable
 from appliance.models import (
     Certificate,
     Contract,
@@ -55,6 +66,7 @@ from appliance.workflow.certificates import signing_key_label, usable_personal_c
 from appliance.workflow.codes import (
     CodeBinding,
     CodeRejected,
+    check_code,
     code_key,
     consume_code,
     issue_code,
@@ -76,6 +88,9 @@ from appliance.workflow.sweep import discard_unreferenced_blob
 from appliance.workflow.views import ContractView, contract_view
 
 log = logging.getLogger(__name__)
+
+_SIGN_ATTEMPTS = 3
+"""Tries of one signing when other parties' signatures keep landing first (parallel routing)."""
 
 
 @dataclass(frozen=True)
@@ -152,10 +167,14 @@ def sign_party(
     key = code_key(ctx.config.secrets.session_secret)
     written: list[str] = []
     try:
-        with transaction(ctx.sessions) as session:
-            return _sign_locked(
-                ctx, session, principal, client, contract_id, party_id, code, key, idempotency, written
-            )
+        for _attempt in range(_SIGN_ATTEMPTS):
+            view = _sign_once(ctx, principal, client, contract_id, party_id, code, key, idempotency, written)
+            if view is not None:
+                return view
+        raise Conflict(
+            "Other parties signed this contract at the same moment as you, several times over. "
+            "Sign again: your code is still valid."
+        )
     except CodeRejected as failure:
         details = {"party_id": party_id, "problem": failure.problem.value}
         _record_refusal(ctx, principal, client, contract_id, "code_failed", details, failure)
@@ -172,14 +191,33 @@ def sign_party(
             log.exception("signing party %s of contract %s failed", party_id, contract_id)
         raise
     finally:
-        # a blob written for a transaction that did not commit is unreferenced: remove it
+        # a blob whose transaction did not commit, or that lost to another signer's, is unreferenced
         for sha256 in written:
             discard_unreferenced_blob(ctx, sha256)
 
 
-def _sign_locked(
+@dataclass(frozen=True)
+class _Plan:
+    """What the checks of one signing decided, as plain data for the signing outside any transaction."""
+
+    user_id: int
+    contract_id: int
+    contract_title: str
+    party_id: int
+    party_name: str
+    fields: tuple[tuple[str, Placement], ...]
+    """(field name, where its stamp goes) of each of the party's fields, in signing order."""
+    version_number: int
+    version_sha256: str
+    """The version signed on top of."""
+    signer: ResolvedSigner
+    stamp_image: bytes | None
+    last: bool
+    """Every other party has signed: this signature completes the contract."""
+
+
+def _sign_once(
     ctx: WorkflowContext,
-    session: Session,
     principal: Principal,
     client: ClientInfo,
     contract_id: int,
@@ -188,26 +226,98 @@ def _sign_locked(
     key: bytes,
     idempotency: IdempotencyKey | None,
     written: list[str],
-) -> ContractView:
+) -> ContractView | None:
+    """One try: None when another party's signature landed while this one was being made."""
+    with transaction(ctx.sessions) as session:
+        plan = _plan(ctx, session, principal, contract_id, party_id, code, key, idempotency)
+    if isinstance(plan, ContractView):
+        return plan
+    with tempfile.TemporaryFile() as signed:
+        level = _sign_fields(ctx, plan, output=signed)
+        signed.seek(0)
+        sha256 = ctx.blobs.put(signed)
+        written.append(sha256)
+        size = signed.seek(0, 2)
+    with transaction(ctx.sessions) as session:
+        return _record_signature(
+            ctx, session, plan, client, code, key, idempotency, _SignedFile(sha256, size, level)
+        )
+
+
+def _plan(
+    ctx: WorkflowContext,
+    session: Session,
+    principal: Principal,
+    contract_id: int,
+    party_id: int,
+    code: str,
+    key: bytes,
+    idempotency: IdempotencyKey | None,
+) -> _Plan | ContractView:
+    """Every check before signing, the code's included (without using it up); or the stored
+    answer of an earlier request with the same idempotency key."""
     user = active_user(session, principal.user_id)
-    contract = load_visible(session, user, contract_id, lock=True)
+    contract = load_visible(session, user, contract_id)
     previous = replay(session, user.id, idempotency, ContractView)
     if previous is not None:
         return previous
     now = ctx.clock.now()
     party = _party_to_sign(session, user, contract, party_id)
-    certificate, stamp_image = _signing_certificate(ctx, session, user, party, now)
-    key_label = signing_key_label(session, certificate, now, seal=party.kind is PartyKind.SEAL)
+    key_label = _signing_key_label(session, user, party, now)
     version = current_version(contract)
-    consume_code(
-        session,
-        CodeBinding(user.id, contract.id, party.id, version.sha256),
-        code,
-        # the signer saw the content of every version: later ones only add appliance-made signatures
-        accepted_document_sha256s={v.sha256 for v in contract.versions},
-        key=key,
-        now=now,
+    _verify_code(check_code, session, user, contract, party, code, key, now)
+    return _Plan(
+        user_id=user.id,
+        contract_id=contract.id,
+        contract_title=contract.title,
+        party_id=party.id,
+        party_name=party.display_name,
+        fields=tuple(
+            (
+                f"Party{party.id}Field{f.id}",
+                Placement(page=f.page + 1, box=(f.x, f.y, f.x + f.width, f.y + f.height)),
+            )
+            for f in sorted(party.fields, key=lambda f: f.id)
+        ),
+        version_number=version.number,
+        version_sha256=version.sha256,
+        signer=resolve_signer(session, ctx.signing, key_label),
+        stamp_image=_stamp_image(ctx, session, party),
+        last=all(p.status is PartyStatus.SIGNED for p in contract.parties if p.id != party.id),
     )
+
+
+@dataclass(frozen=True)
+class _SignedFile:
+    sha256: str
+    size: int
+    level: PadesLevel
+
+
+def _record_signature(
+    ctx: WorkflowContext,
+    session: Session,
+    plan: _Plan,
+    client: ClientInfo,
+    code: str,
+    key: bytes,
+    idempotency: IdempotencyKey | None,
+    signed: _SignedFile,
+) -> ContractView | None:
+    """Under the contract's row lock: check again what may have changed since the plan, use
+    the code up and record the signature; None when the document moved on meanwhile."""
+    user = active_user(session, plan.user_id)
+    contract = load_visible(session, user, plan.contract_id, lock=True)
+    previous = replay(session, user.id, idempotency, ContractView)
+    if previous is not None:
+        return previous  # a retry of this request signed first
+    now = ctx.clock.now()
+    party = _party_to_sign(session, user, contract, plan.party_id)
+    version = current_version(contract)
+    key_label = _signing_key_label(session, user, party, now)
+    if version.sha256 != plan.version_sha256 or key_label != plan.signer.key_label:
+        return None  # another party signed first (or the certificate was renewed): sign again
+    _verify_code(consume_code, session, user, contract, party, code, key, now)
     record_evidence(
         session,
         contract,
@@ -217,19 +327,11 @@ def _sign_locked(
         now=now,
         details={"party_id": party.id, "document_sha256": version.sha256},
     )
-    signer = resolve_signer(session, ctx.signing, key_label)
-    last = all(p.status is PartyStatus.SIGNED for p in contract.parties if p.id != party.id)
-    with tempfile.TemporaryFile() as signed:
-        level = _sign_fields(ctx, signer, version, contract, party, stamp_image, last=last, output=signed)
-        signed.seek(0)
-        new_sha256 = ctx.blobs.put(signed)
-        written.append(new_sha256)
-        size = signed.seek(0, 2)
     contract.versions.append(
         DocumentVersion(
             number=version.number + 1,
-            sha256=new_sha256,
-            size=size,
+            sha256=signed.sha256,
+            size=signed.size,
             filename=version.filename,
             page_sizes=version.page_sizes,
             produced_by_id=user.id,
@@ -237,7 +339,7 @@ def _sign_locked(
             created_at=now,
         )
     )
-    party.status, party.signed_at, party.certificate_id = PartyStatus.SIGNED, now, signer.certificate_id
+    party.status, party.signed_at, party.certificate_id = PartyStatus.SIGNED, now, plan.signer.certificate_id
     if party.kind is PartyKind.SEAL:
         party.user_id = user.id  # the seal keeper who applied it
     contract.updated_at = now
@@ -246,21 +348,43 @@ def _sign_locked(
         "party_id": party.id,
         "party": party.display_name,
         "kind": party.kind.value,
-        "certificate_serial": signer.certificate.serial_number,
-        "certificate_subject": signer.certificate.subject.human_friendly,
+        "certificate_serial": plan.signer.certificate.serial_number,
+        "certificate_subject": plan.signer.certificate.subject.human_friendly,
         "document_sha256_before": version.sha256,
-        "document_sha256_after": new_sha256,
+        "document_sha256_after": signed.sha256,
         "fields": len(party.fields),
-        "pades_level": level.value,
+        "pades_level": signed.level.value,
     }
     record(session, contract, "signed", actor=user, client=client, now=now, details=signed_facts)
-    if last:
+    if plan.last:
         complete_contract(ctx, session, contract, user, client, now)
     else:
         _advance_turn(ctx, session, contract)
     view = contract_view(session, contract, user)
     remember(session, user.id, idempotency, view, ContractView, now)
     return view
+
+
+def _verify_code(
+    verify: Callable[..., None],
+    session: Session,
+    user: User,
+    contract: Contract,
+    party: Party,
+    code: str,
+    key: bytes,
+    now: datetime,
+) -> None:
+    """`check_code` or `consume_code` for this signature."""
+    verify(
+        session,
+        CodeBinding(user.id, contract.id, party.id, current_version(contract).sha256),
+        code,
+        # the signer saw the content of every version: later ones only add appliance-made signatures
+        accepted_document_sha256s={v.sha256 for v in contract.versions},
+        key=key,
+        now=now,
+    )
 
 
 def _party_to_sign(session: Session, user: User, contract: Contract, party_id: int) -> Party:
@@ -276,60 +400,54 @@ def _party_to_sign(session: Session, user: User, contract: Contract, party_id: i
     return party
 
 
-def _signing_certificate(
-    ctx: WorkflowContext, session: Session, user: User, party: Party, now: datetime
-) -> tuple[Certificate | None, bytes | None]:
+def _signing_key_label(session: Session, user: User, party: Party, now: datetime) -> str:
+    """The HSM key that signs for `party` now: the person's, or the seal's organisation's."""
     if party.kind is PartyKind.PERSON:
-        return usable_personal_certificate(session, user.id, now), None
+        return signing_key_label(session, usable_personal_certificate(session, user.id, now), now, seal=False)
+    seal = _seal(session, party)
+    certificate = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
+    return signing_key_label(session, certificate, now, seal=True)
+
+
+def _stamp_image(ctx: WorkflowContext, session: Session, party: Party) -> bytes | None:
+    if party.kind is PartyKind.PERSON:
+        return None
+    seal = _seal(session, party)
+    return ctx.blobs.get(seal.image_sha256) if seal.image_sha256 else None
+
+
+def _seal(session: Session, party: Party) -> Seal:
     seal = session.get(Seal, party.seal_id)
     if seal is None or not seal.active:
         raise InvalidState("This seal is no longer in use; the contract cannot be sealed with it.")
-    certificate = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
-    image = ctx.blobs.get(seal.image_sha256) if seal.image_sha256 else None
-    return certificate, image
+    return seal
 
 
-def _sign_fields(
-    ctx: WorkflowContext,
-    signer: ResolvedSigner,
-    version: DocumentVersion,
-    contract: Contract,
-    party: Party,
-    stamp_image: bytes | None,
-    *,
-    last: bool,
-    output: BinaryIO,
-) -> PadesLevel:
+def _sign_fields(ctx: WorkflowContext, plan: _Plan, *, output: BinaryIO) -> PadesLevel:
     """One signature per field of the party (each with its stamp), the last one into `output`;
     returns the PAdES level of the last one."""
     with ExitStack() as stack:
         current: BinaryIO = stack.enter_context(tempfile.TemporaryFile())
-        _copy_checked(ctx, version, current)
-        if version.number > 1:
-            _check_earlier_signatures(signer, current, ctx)
-        fields = sorted(party.fields, key=lambda f: f.id)
-        for index, field in enumerate(fields):
-            final = index == len(fields) - 1
+        _copy_checked(ctx, plan.version_sha256, plan.version_number, current)
+        if plan.version_number > 1:
+            _check_earlier_signatures(plan.signer, current, ctx)
+        for index, (field_name, placement) in enumerate(plan.fields):
+            final = index == len(plan.fields) - 1
             target = output if final else stack.enter_context(tempfile.TemporaryFile())
             current.seek(0)
             result = sign_stream(
                 ctx.signing,
-                signer,
+                plan.signer,
                 current,
                 target,
                 SignOptions(
                     appearance=Appearance(
-                        placement=Placement(
-                            page=field.page + 1,
-                            box=(field.x, field.y, field.x + field.width, field.y + field.height),
-                        ),
-                        image_png=stamp_image,
-                        signer_name=party.display_name,
+                        placement=placement, image_png=plan.stamp_image, signer_name=plan.party_name
                     ),
-                    field_name=f"Party{party.id}Field{field.id}",
-                    reason=f"Signed for contract {contract.id}: {contract.title}"[:200],
-                    lock_document=last and final,
-                    document_timestamp=last and final,
+                    field_name=field_name,
+                    reason=f"Signed for contract {plan.contract_id}: {plan.contract_title}"[:200],
+                    lock_document=plan.last and final,
+                    document_timestamp=plan.last and final,
                     max_pages=ctx.config.uploads.max_pages,
                 ),
             )
@@ -337,18 +455,18 @@ def _sign_fields(
     return result.level
 
 
-def _copy_checked(ctx: WorkflowContext, version: DocumentVersion, output: BinaryIO) -> None:
-    """Copy the version's blob, refusing it when it no longer has its recorded sha256."""
+def _copy_checked(ctx: WorkflowContext, sha256: str, number: int, output: BinaryIO) -> None:
+    """Copy version `number`'s blob, refusing it when it no longer has its recorded `sha256`."""
     digest = hashlib.sha256()
-    with ctx.blobs.open(version.sha256) as source:
+    with ctx.blobs.open(sha256) as source:
         while chunk := source.read(1024 * 1024):
             digest.update(chunk)
             output.write(chunk)
-    if digest.hexdigest() != version.sha256:
+    if digest.hexdigest() != sha256:
         raise DocumentIntegrityFailed(
             "The stored document no longer matches its recorded hash; nothing was signed. "
             "Ask your administrator to restore it from a backup.",
-            detail=f"blob {version.sha256} (version {version.number}) has sha256 {digest.hexdigest()}",
+            detail=f"blob {sha256} (version {number}) has sha256 {digest.hexdigest()}",
         )
 
 

@@ -74,8 +74,12 @@ def test_failed_commit_removes_the_blob_it_wrote(workflow_factory) -> None:
     code = env.code_for(env.people["alice"], view.id, alice)
     before, blobs = _state(env, view.id), _blob_names(env)
 
+    commits: list[Any] = []
+
     def refuse(session: Any) -> None:
-        raise RuntimeError("injected: the database went away at commit")
+        commits.append(session)
+        if len(commits) > 1:  # the plan's commit goes through; the record's fails
+            raise RuntimeError("injected: the database went away at commit")
 
     event.listen(env.services.sessions, "before_commit", refuse)
     try:
@@ -83,8 +87,9 @@ def test_failed_commit_removes_the_blob_it_wrote(workflow_factory) -> None:
             signatures.sign_party(env.ctx, env.people["alice"], CLIENT, view.id, alice, code)
     finally:
         event.remove(env.services.sessions, "before_commit", refuse)
+    assert len(commits) == 2
     assert _state(env, view.id) == before
-    assert _blob_names(env) == blobs  # the signed file and the completion certificate are gone
+    assert _blob_names(env) == blobs  # the signed file is gone
 
 
 def test_hsm_failure_mid_sign_leaves_the_contract_as_it_was(workflow_factory, monkeypatch) -> None:
