@@ -48,6 +48,7 @@ from pyhanko.sign.validation.status import (
     RevocationDetails,
     TimestampSignatureStatus,
 )
+from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
 
 from appliance.clock import Clock
@@ -308,6 +309,9 @@ def validate_pdf(
     last_regular = max(
         (i for i, sig in enumerate(embedded) if sig.sig_object_type != "/DocTimeStamp"), default=None
     )
+    # One context for the whole document, as pyHanko's own validator does: its caches of
+    # paths and checked CRLs then serve every signature, all validated at the same `now`.
+    context = trust.validation_context(moment=now)
     for index, sig in enumerate(embedded):
         later_signatures = len(embedded) - index - 1
         facts.append(
@@ -316,6 +320,7 @@ def validate_pdf(
                 index + 1,
                 trust,
                 own,
+                context,
                 now,
                 certified=certified is not None,
                 file_size=file_size,
@@ -349,6 +354,7 @@ def _evaluate(
     index: int,
     trust: TrustMaterial,
     own: TrustMaterial,
+    context: ValidationContext,
     now: datetime,
     *,
     certified: bool,
@@ -360,7 +366,8 @@ def _evaluate(
 ) -> SignatureFacts:
     """One signature's facts, its certificates validated at `now` (the injected clock's time).
 
-    `trust` adds the document's own validation data to `own`, the appliance's trust material.
+    `trust` adds the document's own validation data to `own`, the appliance's trust material;
+    `context` is made from `trust`, at `now`.
     """
     is_timestamp = sig.sig_object_type == "/DocTimeStamp"
     try:
@@ -372,7 +379,7 @@ def _evaluate(
             status: PdfSignatureStatus | DocumentTimestampStatus = asyncio.run(
                 async_validate_pdf_timestamp(
                     sig,
-                    validation_context=trust.validation_context(moment=now),
+                    validation_context=context,
                     diff_policy=DEFAULT_DIFF_POLICY,
                     skip_diff=False,
                 )
@@ -381,8 +388,8 @@ def _evaluate(
             status = asyncio.run(
                 async_validate_pdf_signature(
                     sig,
-                    signer_validation_context=trust.validation_context(moment=now),
-                    ts_validation_context=trust.validation_context(moment=now),
+                    signer_validation_context=context,
+                    ts_validation_context=context,
                     diff_policy=DEFAULT_DIFF_POLICY,
                     skip_diff=False,
                 )

@@ -1,11 +1,19 @@
-"""Work a request leaves for after its answer: one background thread per process runs it.
+"""Work a request leaves for after its answer (the certificate of completion).
 
-The answer does not wait for the work, and one thread, first come first served, keeps such
-work (the certificate of completion) from piling up on the CPU beside the requests. It is not
-tied to the WSGI server closing the response (werkzeug's development server may not close it
-until the browser drops the connection). The work runs outside the request and app contexts,
-must log its own failures since nobody is left to answer, and must be redone by a job when a
-worker stops before it ran.
+The answer does not wait for the work. Where it runs depends on the server:
+
+* A server that handles one request per process at a time, with several processes (gunicorn's
+  sync workers, as `appliance serve` runs it): in the same process, once the answer has been
+  written (when the server closes the response). Until the work is done that process takes
+  no new request, so the other workers take them, and the work gets a CPU of its own instead
+  of competing for this process's interpreter lock with the next request.
+* Any other server (threads; werkzeug's development server, which may hold a response open
+  until the browser drops the connection; the test client): one background thread per
+  process, first come first served, so such work does not pile up on the CPU beside the
+  requests.
+
+The work runs outside the request and app contexts, must log its own failures since nobody
+is left to answer, and must be redone by a job when a worker stops before it ran.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from flask import after_this_request
+from flask import after_this_request, request
 from werkzeug.wrappers import Response
 
 _lock = threading.Lock()
@@ -24,9 +32,15 @@ _executor: ThreadPoolExecutor | None = None
 def after_response(work: Callable[[], None]) -> None:
     """Run `work` once this request has produced its answer."""
 
+    environ = request.environ
+    one_request_per_process = environ.get("wsgi.multiprocess") and not environ.get("wsgi.multithread")
+
     @after_this_request
     def submit(response: Response) -> Response:
-        _worker().submit(work)
+        if one_request_per_process:
+            response.call_on_close(work)
+        else:
+            _worker().submit(work)
         return response
 
 

@@ -191,7 +191,7 @@ def sign_party(
             log.exception("signing party %s of contract %s failed", party_id, contract_id)
         raise
     finally:
-        # a blob whose transaction did not commit, or that lost to another signer's, is unreferenced
+        # a blob whose transaction did not commit, or that lost to another signer's
         for sha256 in written:
             discard_unreferenced_blob(ctx, sha256)
 
@@ -227,7 +227,8 @@ def _sign_once(
     idempotency: IdempotencyKey | None,
     written: list[str],
 ) -> ContractView | None:
-    """One try: None when another party's signature landed while this one was being made."""
+    """One try: None when another party's signature landed while this one was being made.
+    `written` collects the blobs stored that no version references (yet)."""
     with transaction(ctx.sessions) as session:
         plan = _plan(ctx, session, principal, contract_id, party_id, code, key, idempotency)
     if isinstance(plan, ContractView):
@@ -239,9 +240,12 @@ def _sign_once(
         written.append(sha256)
         size = signed.seek(0, 2)
     with transaction(ctx.sessions) as session:
-        return _record_signature(
+        view = _record_signature(
             ctx, session, plan, client, code, key, idempotency, _SignedFile(sha256, size, level)
         )
+    if view is not None and view.versions[-1].sha256 == sha256:
+        written.remove(sha256)  # committed as the new version: nothing to discard
+    return view
 
 
 def _plan(

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from pyhanko_certvalidator import CertificateValidator
 
 from appliance.signing import CertificateNotUsable, Verdict, sign_pdf, validate_pdf
 from appliance.signing.pathcache import SIGNER_PATHS, SignerPathCache
+from appliance.signing.trust import TrustMaterial
 from tests.fakes.clock import FakeClock
 from tests.fixtures.pdfs import flip_byte_in_signed_range, make_pdf
 from tests.signing.conftest import SigningEnv, run_pdfsig
@@ -101,7 +103,7 @@ def test_cache_key_covers_trust_and_time_and_entries_end_with_the_certificate(
     assert path is not None and path.leaf.dump() == cert.dump()
 
     # anything the validation depends on changes the key
-    assert SIGNER_PATHS.key(cert, chain, trust.with_extra(crls=trust.crls[:1]), now) != key
+    assert SIGNER_PATHS.key(cert, chain, dataclasses.replace(trust, crls=trust.crls[:1]), now) != key
     assert SIGNER_PATHS.key(cert, chain, trust.with_extra(other_certs=chain), now) != key
     assert SIGNER_PATHS.key(cert, (), trust, now) != key
     assert SIGNER_PATHS.key(cert, chain, trust, now + timedelta(minutes=2)) != key
@@ -150,3 +152,20 @@ def test_byte_range_digest_continues_from_the_input_digest(
     assert report.verdict is Verdict.INVALID
     assert "digest_mismatch" in report.signatures[0].problems
     assert "Digest Mismatch." in run_pdfsig(signing_env.nss_dir(), tampered)
+
+
+def test_trust_from_a_document_adds_only_what_is_new(signing_env: SigningEnv) -> None:
+    # a document's DSS repeats the appliance's own certificates and CRLs; copies would only
+    # be more candidates for the validator to compare
+    trust = signing_env.trust()
+    cert = signing_env.person.certificate
+
+    def ders(material: TrustMaterial) -> tuple[list[bytes], ...]:
+        return tuple(
+            [x.dump() for x in items] for items in (material.roots, material.other_certs, material.crls)
+        )
+
+    repeated = trust.with_extra(trust.roots + trust.other_certs, trust.crls + trust.crls)
+    assert ders(repeated) == ders(trust)
+    added = trust.with_extra((cert, cert))
+    assert ders(added)[1] == [*ders(trust)[1], cert.dump()]

@@ -56,6 +56,8 @@ def test_signing_publishes_a_fresh_crl_when_the_newest_is_past_its_next_update(
     with out.open("rb") as stream:
         report = validate_pdf(stream, env.trust(), clock)
     assert report.verdict is Verdict.VALID, report.signatures[0].problems
+    # the trust material holds the newest CRL of each issuer, not the stale ones beside it
+    assert {crl.dump() for crl in env.trust().crls} == {crl.der for crl in fresh}
     env.services.engine.dispose()
 
 
