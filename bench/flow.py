@@ -405,7 +405,7 @@ STAGES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("bearer token check", "appliance/web/api/transport.py", frozenset({"authenticate"})),
     ("sign_party (the workflow command)", "appliance/workflow/signatures.py", frozenset({"sign_party"})),
     ("row lock and load of the contract", "appliance/workflow/access.py", frozenset({"load_visible"})),
-    ("verification code check", "appliance/workflow/codes.py", frozenset({"consume_code"})),
+    ("verification code check", "appliance/workflow/codes.py", frozenset({"check_code", "consume_code"})),
     ("resolve signer (chain, CRLs, TSA)", "appliance/signing/documents.py", frozenset({"resolve_signer"})),
     (
         "copy and sha256 of the stored version",

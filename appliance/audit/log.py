@@ -52,7 +52,8 @@ def canonical_details(details: Mapping[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
+def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
+    """The hash record `seq` must have, after `prev_hash`."""
     payload = json.dumps(
         [
             seq,
@@ -99,7 +100,7 @@ def append_event(session: Session, record: AuditRecord) -> AuditEvent:
         details=canonical_details(record.details),
         prev_hash=head.last_hash,
     )
-    event.hash = _event_hash(seq, head.last_hash, event)
+    event.hash = event_hash(seq, head.last_hash, event)
     head.last_seq = seq
     head.last_hash = event.hash
     session.add(event)
@@ -117,7 +118,7 @@ def verify_chain(session: Session) -> list[ChainBreak]:
             breaks.append(ChainBreak(event.seq, f"expected event {expected_seq}: events missing"))
         if event.prev_hash != prev_hash:
             breaks.append(ChainBreak(event.seq, "does not link to the previous event"))
-        if _event_hash(event.seq, event.prev_hash, event) != event.hash:
+        if event_hash(event.seq, event.prev_hash, event) != event.hash:
             breaks.append(ChainBreak(event.seq, "content changed after it was written"))
         prev_hash = event.hash
         expected_seq = event.seq + 1

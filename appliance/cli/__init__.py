@@ -46,6 +46,14 @@ COMMANDS = {
         "appliance.cli.jobs:jobs",
         "Scheduled work: CRL refresh, directory sync, mail, contract deadlines and reminders, purges.",
     ),
+    "verify-log": LazyCommand(
+        "appliance.cli.log:verify_log_command",
+        "Check the operation log's hash chain and signed checkpoints; exit 1 naming the first bad record.",
+    ),
+    "log-checkpoint": LazyCommand(
+        "appliance.cli.log:log_checkpoint_command",
+        "Sign the operation log's current head with the appliance's HSM key.",
+    ),
     "contracts": LazyCommand(
         "appliance.cli.contracts:contracts", "Contracts: list them, show one, verify its evidence."
     ),

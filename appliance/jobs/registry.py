@@ -6,7 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from appliance.audit.checkpoints import newest_checkpoint, write_checkpoint
 from appliance.db import transaction
+from appliance.models import AuditChainHead
 from appliance.notify import deliver_due_mail
 from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
@@ -60,6 +62,17 @@ def contract_deadlines_job(services: Services) -> str:
     )
 
 
+def log_checkpoint_job(services: Services) -> str:
+    assert services.custody is not None  # the job is registered only with an HSM
+    with transaction(services.sessions) as session:
+        newest = newest_checkpoint(session)
+        head = session.get(AuditChainHead, 1)
+        if newest is not None and head is not None and newest.seq == head.last_seq:
+            return f"the log has not moved since checkpoint {newest.id} (record {newest.seq})"
+        checkpoint = write_checkpoint(session, services.custody, services.clock.now())
+        return f"checkpoint {checkpoint.id} signed at record {checkpoint.seq}"
+
+
 def sweep_blobs_job(services: Services) -> str:
     report = sweep_unreferenced_blobs(services.workflow)
     return f"removed {report.removed} unreferenced blobs, kept {report.kept}"
@@ -77,6 +90,8 @@ def default_jobs(services: Services) -> list[Job]:
     if services.custody is not None:
         # well inside the CRL's validity so relying parties never see it lapse
         jobs.append(Job("crl-refresh", timedelta(hours=1), refresh_crls_job))
+        # what a database writer could rewrite unseen is at most the hour since the last one
+        jobs.append(Job("log-checkpoint", timedelta(hours=1), log_checkpoint_job))
     if services.directory is not None:
         jobs.append(Job("directory-sync", timedelta(hours=24), sync_directory_job))
     if services.mailer is not None:

@@ -1,6 +1,6 @@
 """SQLAlchemy models: persistence shape only; no Flask, no commits."""
 
-from appliance.models.audit import AuditChainHead, AuditEvent
+from appliance.models.audit import AuditChainHead, AuditCheckpoint, AuditEvent
 from appliance.models.base import Base
 from appliance.models.code import TotpEnrolment, VerificationCode
 from appliance.models.contract import Contract, DocumentVersion, Party, SignatureField
@@ -28,6 +28,7 @@ from appliance.models.user import ApiToken, LoginThrottle, User, UserRole, UserS
 __all__ = [
     "ApiToken",
     "AuditChainHead",
+    "AuditCheckpoint",
     "AuditEvent",
     "Base",
     "Certificate",

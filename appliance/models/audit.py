@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from appliance.models.base import Base
@@ -38,3 +38,25 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     last_seq: Mapped[int]
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """The chain head at one moment, signed with the appliance's HSM key (appliance.audit.checkpoints).
+
+    A checkpoint makes the log's past fixed: records up to `seq` can no longer be removed,
+    edited or rewritten, even together with the head row, without the check naming them.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(index=True)
+    """The newest record the checkpoint covers (0: an empty log)."""
+    head_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    key_id: Mapped[int] = mapped_column(ForeignKey("hsm_keys.id"))
+    """The appliance's document key, which made the signature."""
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    """Its certificate, for checking a copy of the log away from the HSM."""
+    digest_algorithm: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)

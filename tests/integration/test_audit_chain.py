@@ -15,6 +15,7 @@ from appliance.config import DatabaseConfig
 from appliance.db import create_db_engine, create_session_factory, migrate_database
 from appliance.errors import Unavailable
 from appliance.models import AuditChainHead, AuditEvent
+from tests.fixtures.tamper import lift_log_triggers
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -71,6 +72,7 @@ def test_intact_chain_verifies(sessions: sessionmaker[Session]) -> None:
 
 def test_edited_details_are_found(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
+        lift_log_triggers(session)
         session.execute(update(AuditEvent).where(AuditEvent.seq == 3).values(details='{"n":99}'))
     with sessions() as session:
         breaks = verify_chain(session)
@@ -80,6 +82,7 @@ def test_edited_details_are_found(sessions: sessionmaker[Session]) -> None:
 
 def test_deleted_middle_event_is_found(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
+        lift_log_triggers(session)
         session.execute(delete(AuditEvent).where(AuditEvent.seq == 2))
     with sessions() as session:
         breaks = verify_chain(session)
@@ -88,6 +91,7 @@ def test_deleted_middle_event_is_found(sessions: sessionmaker[Session]) -> None:
 
 def test_truncated_tail_is_found(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
+        lift_log_triggers(session)
         session.execute(delete(AuditEvent).where(AuditEvent.seq >= 4))
     with sessions() as session:
         breaks = verify_chain(session)

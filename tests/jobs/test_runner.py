@@ -124,16 +124,17 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "login-throttle-purge",
         "contract-deadlines",
         "crl-refresh",
+        "log-checkpoint",
         "blob-sweep",
     ]
     first = subprocess.run([*command, "run-due", "--force"], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "crl-refresh: done - CRL " in first.stdout
+    assert "log-checkpoint: done - checkpoint 1 signed at record " in first.stdout
     assert "login-throttle-purge: done - purged 0 expired login counters" in first.stdout
     assert (
         "contract-deadlines: done - expired 0, reminded 0, made 0 certificates of completion, "
-        "purged 0 idempotent answers"
-        in first.stdout
+        "purged 0 idempotent answers" in first.stdout
     )
     assert "blob-sweep: done - removed 0 unreferenced blobs, kept 0" in first.stdout
     again = subprocess.run([*command, "run-due"], capture_output=True, text=True, timeout=120)
@@ -141,6 +142,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "login-throttle-purge: not_due",
         "contract-deadlines: not_due",
         "crl-refresh: not_due",
+        "log-checkpoint: not_due",
         "blob-sweep: not_due",
     ]
     unknown = subprocess.run(
@@ -148,8 +150,8 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
     )
     assert unknown.returncode == 2
     assert (
-        "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh, blob-sweep"
-        in unknown.stderr
+        "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh, log-checkpoint, "
+        "blob-sweep" in unknown.stderr
     )
 
 
