@@ -19,6 +19,7 @@ from appliance.web.extensions import babel, csrf
 from appliance.web.i18n import select_locale
 from appliance.web.metrics import install_metrics
 from appliance.web.metrics_access import install_metrics_access
+from appliance.web.oplog import install_oplog_pages
 from appliance.web.pki import bp as pki_bp
 from appliance.web.proxy import TrustedProxyMiddleware, parse_networks
 from appliance.web.roles import install_role_labels
@@ -76,5 +77,6 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     app.register_blueprint(pki_bp)
     install_auth(app, services)
     install_contract_pages(app)
+    install_oplog_pages(app)
     csrf.exempt(health.bp)
     return app
