@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,16 @@ def init(ctx: click.Context, export_dir: Path | None) -> None:
     services, pki_ctx = _open(ctx)
     with transaction(services.sessions) as session:
         summary = init_pki(session, pki_ctx)
+        rows = (
+            ("root", "root CA", summary.root),
+            ("issuing", "issuing CA", summary.issuing),
+            ("tsa", "TSA", summary.tsa),
+            ("appliance", "appliance", summary.appliance),
+        )
+        for key, _name, row in rows:
+            if key in summary.created:
+                _log_change(session, pki_ctx, "pki.certificate_created", row, {"role": key})
         written = export_pem(session, export_dir or services.config.storage.path.parent / "pki")
-    rows = (
-        ("root", "root CA", summary.root),
-        ("issuing", "issuing CA", summary.issuing),
-        ("tsa", "TSA", summary.tsa),
-        ("appliance", "appliance", summary.appliance),
-    )
     for key, name, row in rows:
         state = "created" if key in summary.created else "exists"
         click.echo(f"{name:11} {state:8} {row.subject}  sha256 {row.sha256_fingerprint}")
@@ -84,8 +88,15 @@ def _operator() -> str:
         return "cli"
 
 
-def _log_change(session: Session, pki_ctx: PkiContext, action: str, target: Certificate | Crl) -> None:
-    """Record an operator's trust decision (a root, an external CA's CRL) in the operation log.
+def _log_change(
+    session: Session,
+    pki_ctx: PkiContext,
+    action: str,
+    target: Certificate | Crl,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Record an operator's change to the PKI (a CA, a certificate, a trusted root, an external
+    CA's CRL) in the operation log, with `extra` facts.
 
     Call it in the transaction that makes the change: the change stands only if it is logged.
     """
@@ -99,7 +110,8 @@ def _log_change(session: Session, pki_ctx: PkiContext, action: str, target: Cert
             "sha256": fingerprint(target.der),
         }
     else:
-        details = {"subject": target.subject, "sha256": target.sha256_fingerprint}
+        details = {"subject": target.subject, "serial": target.serial, "sha256": target.sha256_fingerprint}
+    details.update(extra or {})
     append_event(
         session,
         AuditRecord(
@@ -187,6 +199,7 @@ def issue(
     )
     with transaction(services.sessions) as session:
         issued = issue_certificate(session, pki_ctx, kind=CertificateKind(kind), subject=subject)
+        _log_change(session, pki_ctx, "pki.certificate_issued", issued.row, {"key": issued.key.label})
         click.echo(f"issued serial {issued.row.serial} for {issued.row.subject} (key {issued.key.label})")
 
 
@@ -204,4 +217,5 @@ def revoke(ctx: click.Context, serial: str, reason: str) -> None:
     services, pki_ctx = _open(ctx)
     with transaction(services.sessions) as session:
         row = revoke_by_serial(session, pki_ctx, serial, RevocationReason(reason))
+        _log_change(session, pki_ctx, "pki.certificate_revoked", row, {"reason": reason})
         click.echo(f"revoked serial {row.serial} ({row.subject}): {reason}")

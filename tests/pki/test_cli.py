@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from appliance.cli import main
+from appliance.models import AuditEvent
 from tests.fixtures.hsm import PkiEnv, SoftHsm, hsm_section, write_pki_config, write_softhsm_conf
 
 pytestmark = pytest.mark.hsm
@@ -74,6 +76,12 @@ def test_issue_and_revoke_by_serial(pki_env: PkiEnv) -> None:
     assert again.exit_code == 1 and "already revoked" in again.output
     unknown = run("--config", config, "pki", "revoke", "--serial", "abc123", "--reason", "unspecified")
     assert unknown.exit_code == 1 and "error:" in unknown.output
+    with pki_env.services.sessions() as session:
+        logged = session.scalars(
+            select(AuditEvent).where(AuditEvent.details.contains(serial)).order_by(AuditEvent.seq)
+        ).all()
+    assert [e.action for e in logged] == ["pki.certificate_issued", "pki.certificate_revoked"]
+    assert '"reason":"affiliation_changed"' in logged[1].details and logged[1].actor_name.startswith("cli")
 
 
 def test_init_token_refuses_other_modules(softhsm: SoftHsm, tmp_path: Path) -> None:
