@@ -17,7 +17,7 @@ from appliance.services import Services
 @click.command("verify-log")
 @click.pass_context
 def verify_log_command(ctx: click.Context) -> None:
-    """Recompute the operation log's chain and check its signed checkpoints; exit 1 when broken."""
+    """Check the operation log's hash chain and signed checkpoints; exit 1 naming the first bad record."""
     services, custody = _services_with_hsm(ctx)
     with services.sessions() as session:
         report = verify_log(session, custody)
@@ -36,7 +36,7 @@ def verify_log_command(ctx: click.Context) -> None:
 @click.command("log-checkpoint")
 @click.pass_context
 def log_checkpoint_command(ctx: click.Context) -> None:
-    """Sign the operation log's current head with the appliance's HSM key (a checkpoint)."""
+    """Sign the operation log's current head with the appliance's HSM key."""
     services, custody = _services_with_hsm(ctx)
     with transaction(services.sessions) as session:
         checkpoint = write_checkpoint(session, custody, services.clock.now())

@@ -3,18 +3,24 @@
 A person without a usable personal certificate is offered one when it is their turn; an
 organisation's seal gets its certificate from the organisation's admin. Either way the
 agreement text is shown first and the consent recorded (version, sha256 of the exact text
-shown, time, address) in the transaction that issues the certificate. Renewal and
-revocation with consent are separate commands; nothing here renews by itself.
+shown, time, address) in the transaction that issues the certificate.
+
+The holder renews from `RENEWAL_WINDOW` before expiry, only with fresh consent (nothing renews
+by itself): a new key and certificate, and the old one is superseded. The holder revokes with
+a reason, and the CRL is published at once. A certificate whose subject no longer matches the
+holder's directory data (name, organisation) no longer signs: the holder applies for a new one.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 from io import BytesIO
 
 from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,6 +35,7 @@ from appliance.models import (
     CertificateStatus,
     HsmKey,
     Organisation,
+    RevocationReason,
     Role,
     Seal,
     User,
@@ -37,7 +44,7 @@ from appliance.pki import certs
 from appliance.pki.ca import make_context
 from appliance.pki.errors import CertificateNotUsable
 from appliance.pki.issue import issue_certificate
-from appliance.pki.revoke import check_certificate_usable
+from appliance.pki.revoke import check_certificate_usable, revoke_certificate
 from appliance.signing.appearance import load_image
 from appliance.workflow.access import active_user
 from appliance.workflow.agreement import AGREEMENT_VERSION, agreement_text
@@ -74,6 +81,34 @@ class CertificateView:
     sha256_fingerprint: str
 
 
+@dataclass(frozen=True)
+class CertificateStanding:
+    usable: CertificateView | None
+    """The certificate that signs now, if any."""
+    renewable_from: datetime | None
+    """When `usable` may be renewed (`RENEWAL_WINDOW` before it expires)."""
+    outdated: bool
+    """No usable certificate because the one held names the person as they no longer are."""
+
+
+class HolderReason(StrEnum):
+    """Why a holder revokes their certificate (the reasons the certificate agreement offers)."""
+
+    KEY_COMPROMISE = "key_compromise"
+    INFORMATION_CHANGED = "information_changed"
+    NO_LONGER_NEEDED = "no_longer_needed"
+
+
+HOLDER_REASONS = {
+    HolderReason.KEY_COMPROMISE: RevocationReason.KEY_COMPROMISE,
+    HolderReason.INFORMATION_CHANGED: RevocationReason.AFFILIATION_CHANGED,
+    HolderReason.NO_LONGER_NEEDED: RevocationReason.CESSATION_OF_OPERATION,
+}
+"""Each holder's reason as the CRL states it (RFC 5280 CRLReason)."""
+
+RENEWAL_WINDOW = timedelta(days=30)
+
+
 def certificate_agreement(locale: str | None) -> Agreement:
     text, used_locale = agreement_text(locale)
     return Agreement(AGREEMENT_VERSION, used_locale, text, hashlib.sha256(text.encode()).hexdigest())
@@ -95,24 +130,95 @@ def apply_personal_certificate(
         user = active_user(session, principal.user_id)
         if usable_personal_certificate(session, user.id, now) is not None:
             raise Conflict("You already have a valid personal certificate.")
-        organisation = session.get(Organisation, user.organisation_id) if user.organisation_id else None
-        subject = certs.SubjectInfo(
-            common_name=user.display_name[:64],
-            organisation=organisation.name[:64] if organisation else ctx.config.pki.organisation[:64],
-            email=user.email if user.email and user.email.isascii() else None,
-            country=ctx.config.pki.country,
-        )
-        issued = issue_certificate(
+        row = _issue_personal(ctx, session, user, consent, now)
+        # a certificate with an outdated subject may not sign any more: the new one replaces it
+        for old in _active_personal(session, user.id):
+            if old.id != row.id and old.not_after > now:
+                old.status = CertificateStatus.SUPERSEDED
+        _record_consent(session, row, user, consent, client, now)
+        return _view(row)
+
+
+def renew_personal_certificate(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, consent: Consent
+) -> CertificateView:
+    """A new certificate (and key) for one that expires within `RENEWAL_WINDOW`; the old one
+    is superseded at once.
+
+    :raises Conflict: no valid certificate to renew, or it is not yet in its renewal window.
+    """
+    now = ctx.clock.now()
+    _check_consent(consent)
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        current = usable_personal_certificate(session, user.id, now)
+        if current is None:
+            raise Conflict("You have no valid certificate to renew; apply for a new one instead.")
+        opens = current.not_after - RENEWAL_WINDOW
+        if now < opens:
+            raise Conflict(
+                f"Your certificate can be renewed from {opens:%Y-%m-%d}, {RENEWAL_WINDOW.days} days "
+                "before it expires."
+            )
+        row = _issue_personal(ctx, session, user, consent, now)
+        current.status = CertificateStatus.SUPERSEDED
+        _record_consent(session, row, user, consent, client, now)
+        _log(
             session,
-            make_context(ctx.signing.custody, ctx.config, ctx.clock),
-            kind=CertificateKind.PERSON,
-            subject=subject,
-            user_id=user.id,
-            consent_at=now,
-            consent_agreement_version=consent.agreement_version,
+            "certificate.renewed",
+            user,
+            client,
+            now,
+            "certificate",
+            row.id,
+            {"serial": row.serial, "replaces_serial": current.serial},
         )
-        _record_consent(session, issued.row, user, consent, client, now)
-        return _view(issued.row)
+        return _view(row)
+
+
+def revoke_my_certificate(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, certificate_id: int, reason: HolderReason
+) -> CertificateView:
+    """Revoke one of the person's certificates; the issuing CA's CRL is published in the same
+    transaction, so relying parties see it at once.
+
+    :raises NotFound: no such certificate of theirs (someone else's answers the same).
+    :raises Conflict: it is revoked already.
+    """
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        row = session.get(Certificate, certificate_id)
+        if row is None or row.user_id != user.id or row.kind is not CertificateKind.PERSON:
+            raise NotFound("You have no certificate with that id.")
+        if row.status is CertificateStatus.REVOKED:
+            raise Conflict("This certificate is revoked already.")
+        pki = make_context(ctx.signing.custody, ctx.config, ctx.clock)
+        revoke_certificate(session, pki, row.id, HOLDER_REASONS[reason])
+        _log(
+            session,
+            "certificate.revoked",
+            user,
+            client,
+            now,
+            "certificate",
+            row.id,
+            {"serial": row.serial, "reason": reason.value},
+        )
+        return _view(row)
+
+
+def certificate_standing(ctx: WorkflowContext, principal: Principal) -> CertificateStanding:
+    """What the person can do about their certificate now (the certificates page's offer)."""
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        usable = usable_personal_certificate(session, user.id, now)
+        if usable is None:
+            return CertificateStanding(None, renewable_from=None, outdated=_has_outdated(session, user, now))
+        return CertificateStanding(
+            _view(usable), renewable_from=usable.not_after - RENEWAL_WINDOW, outdated=False
+        )
 
 
 def create_seal(
@@ -204,16 +310,30 @@ def my_certificate_pem(ctx: WorkflowContext, principal: Principal, certificate_i
 
 
 def usable_personal_certificate(session: Session, user_id: int, now: datetime) -> Certificate | None:
-    rows = session.scalars(
-        select(Certificate)
-        .where(
-            Certificate.user_id == user_id,
-            Certificate.kind == CertificateKind.PERSON,
-            Certificate.status == CertificateStatus.ACTIVE,
-        )
-        .order_by(Certificate.not_after.desc())
+    """The person's newest certificate that may sign now: valid, not revoked or superseded,
+    and naming them as the directory does today."""
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    return next(
+        (
+            row
+            for row in _active_personal(session, user_id)
+            if _usable(session, row, now) and _names(user, row)
+        ),
+        None,
     )
-    return next((row for row in rows if _usable(session, row, now)), None)
+
+
+def personal_signing_key_label(session: Session, user: User, now: datetime) -> str:
+    """The HSM key label of the person's usable certificate, or CertificateRequired saying why not."""
+    certificate = usable_personal_certificate(session, user.id, now)
+    if certificate is None and _has_outdated(session, user, now):
+        raise CertificateRequired(
+            "Your name or organisation in the directory changed after your certificate was issued, so it "
+            "can no longer sign. Apply for a new certificate."
+        )
+    return signing_key_label(session, certificate, now, seal=False)
 
 
 def signing_key_label(session: Session, certificate: Certificate | None, now: datetime, *, seal: bool) -> str:
@@ -227,6 +347,58 @@ def signing_key_label(session: Session, certificate: Certificate | None, now: da
     key = session.get(HsmKey, certificate.key_id)
     assert key is not None  # certificates.key_id is a foreign key
     return key.label
+
+
+def _active_personal(session: Session, user_id: int) -> list[Certificate]:
+    return list(
+        session.scalars(
+            select(Certificate)
+            .where(
+                Certificate.user_id == user_id,
+                Certificate.kind == CertificateKind.PERSON,
+                Certificate.status == CertificateStatus.ACTIVE,
+            )
+            .order_by(Certificate.not_after.desc(), Certificate.id.desc())
+        )
+    )
+
+
+def _has_outdated(session: Session, user: User, now: datetime) -> bool:
+    """Whether the person holds a certificate that is fine but for its subject."""
+    return any(
+        _usable(session, row, now) and not _names(user, row) for row in _active_personal(session, user.id)
+    )
+
+
+def _names(user: User, row: Certificate) -> bool:
+    """Whether the certificate's subject names the person as the directory does now."""
+    subject = asn1_x509.Certificate.load(row.der).subject.native
+    if subject.get("common_name") != user.display_name[:64]:
+        return False
+    organisation = user.organisation
+    return organisation is None or subject.get("organization_name") == organisation.name[:64]
+
+
+def _issue_personal(
+    ctx: WorkflowContext, session: Session, user: User, consent: Consent, now: datetime
+) -> Certificate:
+    organisation = user.organisation
+    subject = certs.SubjectInfo(
+        common_name=user.display_name[:64],
+        organisation=organisation.name[:64] if organisation else ctx.config.pki.organisation[:64],
+        email=user.email if user.email and user.email.isascii() else None,
+        country=ctx.config.pki.country,
+    )
+    issued = issue_certificate(
+        session,
+        make_context(ctx.signing.custody, ctx.config, ctx.clock),
+        kind=CertificateKind.PERSON,
+        subject=subject,
+        user_id=user.id,
+        consent_at=now,
+        consent_agreement_version=consent.agreement_version,
+    )
+    return issued.row
 
 
 def _usable(session: Session, row: Certificate, now: datetime) -> bool:

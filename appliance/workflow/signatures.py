@@ -62,7 +62,7 @@ from appliance.signing.documents import ResolvedSigner, resolve_signer, sign_str
 from appliance.signing.pades import PadesLevel, SignOptions
 from appliance.signing.validate import Verdict, validate_pdf
 from appliance.workflow.access import active_user, load_visible, may_act_for
-from appliance.workflow.certificates import signing_key_label, usable_personal_certificate
+from appliance.workflow.certificates import personal_signing_key_label, signing_key_label
 from appliance.workflow.codes import (
     CodeBinding,
     CodeRejected,
@@ -407,7 +407,7 @@ def _party_to_sign(session: Session, user: User, contract: Contract, party_id: i
 def _signing_key_label(session: Session, user: User, party: Party, now: datetime) -> str:
     """The HSM key that signs for `party` now: the person's, or the seal's organisation's."""
     if party.kind is PartyKind.PERSON:
-        return signing_key_label(session, usable_personal_certificate(session, user.id, now), now, seal=False)
+        return personal_signing_key_label(session, user, now)
     seal = _seal(session, party)
     certificate = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
     return signing_key_label(session, certificate, now, seal=True)

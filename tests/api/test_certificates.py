@@ -4,6 +4,7 @@ consent, and an organisation's seal with its certificate (org admins only)."""
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.api.conftest import ApiEnv, assert_problem
@@ -32,7 +33,11 @@ def test_the_agreement_comes_in_english_and_chinese(api_env: ApiEnv) -> None:
 
 def test_a_person_gets_a_certificate_once_they_consent(api_env: ApiEnv) -> None:
     client, dave = api_env.client(), api_env.auth("dave")
-    assert client.get("/api/v1/certificates/mine", headers=dave).get_json() == {"certificate": None}
+    assert client.get("/api/v1/certificates/mine", headers=dave).get_json() == {
+        "certificate": None,
+        "renewable_from": None,
+        "outdated": False,
+    }
     stale = {**consent_to(api_env, "dave"), "agreement_version": "2000-01-01"}
     assert_problem(client.post("/api/v1/certificates/mine", json=stale, headers=dave), 409, "conflict")
 
@@ -44,7 +49,11 @@ def test_a_person_gets_a_certificate_once_they_consent(api_env: ApiEnv) -> None:
     certificate = issued.get_json()
     assert (certificate["kind"], certificate["status"]) == ("person", "active")
     assert "Dave Zhou" in certificate["subject"]
-    assert client.get("/api/v1/certificates/mine", headers=dave).get_json() == {"certificate": certificate}
+    mine = client.get("/api/v1/certificates/mine", headers=dave).get_json()
+    assert mine["certificate"] == certificate and mine["outdated"] is False
+    # renewal opens 30 days before expiry
+    expires = datetime.fromisoformat(certificate["not_after"])
+    assert datetime.fromisoformat(mine["renewable_from"]) == expires - timedelta(days=30)
     again = client.post("/api/v1/certificates/mine", json=consent_to(api_env, "dave"), headers=dave)
     assert_problem(again, 409, "conflict")
 

@@ -34,6 +34,8 @@ EXPECTED = {
     ("get", "/api/v1/certificates/agreement"),
     ("get", "/api/v1/certificates/mine"),
     ("post", "/api/v1/certificates/mine"),
+    ("post", "/api/v1/certificates/mine/renew"),
+    ("post", "/api/v1/certificates/mine/{certificate_id}/revoke"),
     ("get", "/api/v1/contracts"),
     ("post", "/api/v1/contracts"),
     ("get", "/api/v1/contracts/{contract_id}"),

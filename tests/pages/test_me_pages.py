@@ -117,3 +117,50 @@ def test_notices_are_marked_read_when_the_inbox_is_opened(pages: PagesEnv) -> No
     assert "unread" in notice
     second = bob.get("/inbox").get_data(as_text=True)
     assert "unread" not in second.split(contract["title"], 1)[0].rsplit("<li", 1)[1]
+
+
+def test_revoke_my_certificate_with_a_reason_then_apply_again(pages: PagesEnv) -> None:
+    pages.ensure_certificate("dave")
+    dave = pages.browser("dave")
+    page = dave.get("/certificates").get_data(as_text=True)
+    assert 'id="renewal"' not in page  # a fresh certificate is years from its renewal window
+    revoke = re.search(r'action="(/certificates/(\d+)/revoke)"', page)
+    assert revoke, "an active certificate offers Revoke"
+    # someone else cannot revoke it: it answers like a certificate that does not exist
+    alice = pages.browser("alice")
+    alice_page = alice.get("/certificates").get_data(as_text=True)
+    refused = alice.post(
+        revoke.group(1), data={"reason": "key_compromise", "csrf_token": csrf_of(alice_page)}
+    )
+    assert refused.status_code == 404
+    done = dave.post(revoke.group(1), data={"reason": "key_compromise", "csrf_token": csrf_of(page)})
+    assert done.status_code == 303
+    after = dave.get("/certificates").get_data(as_text=True)
+    assert "The certificate is revoked" in after and ">revoked<" in after
+    assert 'id="agreement"' in after and f'action="{revoke.group(1)}"' not in after
+    mine = pages.api.client().get("/api/v1/certificates/mine", headers=pages.api.auth("dave")).get_json()
+    assert mine["certificate"] is None and mine["outdated"] is False
+    pages.ensure_certificate("dave")  # what later tests expect of dave
+
+
+def test_renewal_is_refused_before_its_window_on_the_page_and_the_api(pages: PagesEnv) -> None:
+    pages.ensure_certificate("alice")
+    mine = pages.api.client().get("/api/v1/certificates/mine", headers=pages.api.auth("alice")).get_json()
+    opens = mine["renewable_from"][:10]
+    early = pages.api.client().post(
+        "/api/v1/certificates/mine/renew", json=pages.consent("alice"), headers=pages.api.auth("alice")
+    )
+    assert early.status_code == 409 and early.mimetype == "application/problem+json"
+    assert f"renewed from {opens}" in early.get_json()["detail"]
+    alice = pages.browser("alice")
+    page = alice.get("/certificates").get_data(as_text=True)
+    fields = pages.consent("alice")
+    posted = alice.post("/certificates/renew", data={**fields, "agree": "y", "csrf_token": csrf_of(page)})
+    assert posted.status_code == 303
+    assert f"renewed from {opens}" in alice.get("/certificates").get_data(as_text=True)
+    gone = pages.api.client().post(
+        "/api/v1/certificates/mine/999999/revoke",
+        json={"reason": "no_longer_needed"},
+        headers=pages.api.auth("alice"),
+    )
+    assert gone.status_code == 404

@@ -13,6 +13,7 @@ from appliance.web.api.models import (
     NewSealIn,
     PeopleOut,
     PeopleQuery,
+    RevokeCertificateIn,
     SealOut,
     agreement_out,
     certificate_out,
@@ -28,8 +29,10 @@ from appliance.workflow.certificates import (
     apply_personal_certificate,
     apply_seal_certificate,
     certificate_agreement,
+    certificate_standing,
     create_seal,
-    my_certificate,
+    renew_personal_certificate,
+    revoke_my_certificate,
 )
 from appliance.workflow.drafts import find_people
 
@@ -49,9 +52,13 @@ def agreement(query: AgreementQuery) -> AgreementOut:
 @bp.get("/certificates/mine")
 @spec.validate(resp=responses(200, MyCertificateOut), tags=["certificates"], operation_id="my_certificate")
 def mine() -> MyCertificateOut:
-    """Your usable personal certificate, or null"""
-    view = my_certificate(current_services().workflow, api_principal())
-    return MyCertificateOut(certificate=certificate_out(view) if view is not None else None)
+    """Your usable personal certificate, or null; and when it may be renewed"""
+    standing = certificate_standing(current_services().workflow, api_principal())
+    return MyCertificateOut(
+        certificate=certificate_out(standing.usable) if standing.usable is not None else None,
+        renewable_from=standing.renewable_from,
+        outdated=standing.outdated,
+    )
 
 
 @bp.post("/certificates/mine")
@@ -67,6 +74,37 @@ def apply_mine(json: ConsentIn) -> tuple[CertificateOut, int]:
         current_services().workflow, api_principal(), client_info(), _consent(json)
     )
     return certificate_out(view), 201
+
+
+@bp.post("/certificates/mine/renew")
+@spec.validate(
+    resp=responses(201, CertificateOut, 409), tags=["certificates"], operation_id="renew_personal_certificate"
+)
+def renew_mine(json: ConsentIn) -> tuple[CertificateOut, int]:
+    """Renew your personal certificate, accepting the agreement again
+
+    From 30 days before it expires (`renewable_from`). A new key and certificate; the old
+    certificate is replaced at once and signs no more.
+    """
+    view = renew_personal_certificate(
+        current_services().workflow, api_principal(), client_info(), _consent(json)
+    )
+    return certificate_out(view), 201
+
+
+@bp.post(f"/certificates/mine/<{ID}:certificate_id>/revoke")
+@spec.validate(
+    resp=responses(200, CertificateOut, 404, 409), tags=["certificates"], operation_id="revoke_my_certificate"
+)
+def revoke_mine(certificate_id: int, json: RevokeCertificateIn) -> CertificateOut:
+    """Revoke one of your certificates, with a reason
+
+    The certificate authority's CRL is published at once. A revoked certificate never signs again.
+    """
+    view = revoke_my_certificate(
+        current_services().workflow, api_principal(), client_info(), certificate_id, json.reason
+    )
+    return certificate_out(view)
 
 
 @bp.post("/seals")

@@ -31,7 +31,7 @@ from appliance.models import (
     Routing,
 )
 from appliance.workflow.authenticator import AuthenticatorStatus, EnrolmentStarted
-from appliance.workflow.certificates import Agreement, CertificateView
+from appliance.workflow.certificates import Agreement, CertificateView, HolderReason
 from appliance.workflow.closing import MAX_REASON
 from appliance.workflow.drafts import MAX_FIELDS_PER_PARTY, MAX_MESSAGE, MAX_PARTIES, MAX_TITLE, PersonChoice
 from appliance.workflow.idempotency import MAX_KEY
@@ -324,6 +324,18 @@ class CertificateOut(BaseModel):
 
 class MyCertificateOut(BaseModel):
     certificate: CertificateOut | None = Field(description="Your usable personal certificate, if any.")
+    renewable_from: AwareDatetime | None = Field(
+        None, description="From when that certificate may be renewed (30 days before it expires)."
+    )
+    outdated: bool = Field(
+        False,
+        description="True when you have no usable certificate because yours names you as the directory "
+        "no longer does (name or organisation changed): apply for a new one.",
+    )
+
+
+class RevokeCertificateIn(_Body):
+    reason: HolderReason = Field(description="Why you revoke it; the CRL states it.")
 
 
 class SealOut(BaseModel):

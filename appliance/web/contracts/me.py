@@ -14,6 +14,9 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.wrappers import Response
+from wtforms import SelectField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired
 
 from appliance.errors import Conflict
 from appliance.signing.errors import PdfRejected
@@ -23,14 +26,30 @@ from appliance.web.contracts.forms import ConsentForm, consent_of
 from appliance.web.contracts.problems import problem_text, rejection_text
 from appliance.web.files import ID, allow_upload_body, attachment_disposition
 from appliance.workflow.certificates import (
+    HolderReason,
     apply_personal_certificate,
     certificate_agreement,
+    certificate_standing,
     list_my_certificates,
     my_certificate_pem,
+    renew_personal_certificate,
+    revoke_my_certificate,
 )
 from appliance.workflow.verification import verify_document
 
 bp = Blueprint("me_pages", __name__)
+
+
+class RevokeForm(FlaskForm):
+    reason = SelectField(
+        _l("Reason"),
+        choices=[
+            SelectChoice(HolderReason.KEY_COMPROMISE.value, _l("The key may be in someone else's hands")),
+            SelectChoice(HolderReason.INFORMATION_CHANGED.value, _l("My information in it has changed")),
+            SelectChoice(HolderReason.NO_LONGER_NEEDED.value, _l("I no longer need it")),
+        ],
+        validators=[InputRequired()],
+    )
 
 
 class VerifyForm(FlaskForm):
@@ -44,13 +63,17 @@ def certificates() -> str:
     workflow = current_services().workflow
     rows = list_my_certificates(workflow, principal)
     now = current_services().clock.now()
-    usable = any(c.status.value == "active" and c.not_before <= now < c.not_after for c in rows)
+    standing = certificate_standing(workflow, principal)
+    renewable = standing.renewable_from is not None and now >= standing.renewable_from
     return render_template(
         "contracts/certificates.html",
         certificates=rows,
         now=now,
-        agreement=None if usable else certificate_agreement(str(get_locale())),
+        standing=standing,
+        renewable=renewable,
+        agreement=certificate_agreement(str(get_locale())) if standing.usable is None or renewable else None,
         consent_form=ConsentForm(),
+        revoke_form=RevokeForm(),
     )
 
 
@@ -75,6 +98,44 @@ def apply_with_consent() -> None:
             flash(_("Your signing certificate is issued. You can sign now."), "info")
         except Conflict as refused:
             flash(problem_text(refused), "error")
+
+
+@bp.post("/certificates/renew")
+@login_required  # type: ignore[misc]
+def renew() -> Response:
+    form = ConsentForm()
+    if not form.validate_on_submit():
+        flash(_("Tick the box to accept the certificate agreement."), "error")
+    else:
+        try:
+            renew_personal_certificate(
+                current_services().workflow, page_principal(), client_info(), consent_of(form)
+            )
+            flash(_("Your certificate is renewed. The new one signs from now on."), "info")
+        except Conflict as refused:
+            flash(problem_text(refused), "error")
+    return redirect(url_for(".certificates"), code=303)
+
+
+@bp.post(f"/certificates/<{ID}:certificate_id>/revoke")
+@login_required  # type: ignore[misc]
+def revoke(certificate_id: int) -> Response:
+    form = RevokeForm()
+    if not form.validate_on_submit():
+        flash(_("Choose why you revoke the certificate."), "error")
+    else:
+        try:
+            revoke_my_certificate(
+                current_services().workflow,
+                page_principal(),
+                client_info(),
+                certificate_id,
+                HolderReason(form.reason.data),
+            )
+            flash(_("The certificate is revoked and can no longer sign."), "info")
+        except Conflict as refused:
+            flash(problem_text(refused), "error")
+    return redirect(url_for(".certificates"), code=303)
 
 
 @bp.get(f"/certificates/<{ID}:certificate_id>.pem")
