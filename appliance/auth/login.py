@@ -182,9 +182,7 @@ class Login:
         max_failed = self._cfg.max_failed_logins
         # the address first: a locked address creates no per-name rows (they would only pile up)
         address = throttle.address_keys(attempt.client.address, max_failed, self._cfg.address_limits)
-        keys = address + throttle.name_keys(
-            attempt.username, attempt.client.address, max_failed
-        )
+        keys = address + throttle.name_keys(attempt.username, attempt.client.address, max_failed)
         local: _LocalAccount | None = None
         with transaction(self._sessions) as session:
             retry_at = self._take(session, attempt, keys)

@@ -77,6 +77,7 @@ PRIVATE_KEY_PROVENANCE: dict[Attribute, bool] = {
     Attribute.LOCAL: True,
 }
 
+
 class Pkcs11Custody:
     """Key custody in a PKCS#11 token; opens nothing until first use."""
 

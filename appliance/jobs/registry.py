@@ -13,6 +13,7 @@ from appliance.notify import deliver_due_mail
 from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
+from appliance.workflow.certificates import notify_renewals_due
 from appliance.workflow.closing import expire_and_remind
 from appliance.workflow.completion import issue_missing_completion_certificates
 from appliance.workflow.idempotency import purge_expired as purge_idempotent_results
@@ -73,6 +74,10 @@ def log_checkpoint_job(services: Services) -> str:
         return f"checkpoint {checkpoint.id} signed at record {checkpoint.seq}"
 
 
+def certificate_renewals_job(services: Services) -> str:
+    return f"told {notify_renewals_due(services.workflow)} holders their certificate is due for renewal"
+
+
 def sweep_blobs_job(services: Services) -> str:
     report = sweep_unreferenced_blobs(services.workflow)
     return f"removed {report.removed} unreferenced blobs, kept {report.kept}"
@@ -92,6 +97,8 @@ def default_jobs(services: Services) -> list[Job]:
         jobs.append(Job("crl-refresh", timedelta(hours=1), refresh_crls_job))
         # what a database writer could rewrite unseen is at most the hour since the last one
         jobs.append(Job("log-checkpoint", timedelta(hours=1), log_checkpoint_job))
+        # the notice says "within 30 days": a day late is still weeks early
+        jobs.append(Job("certificate-renewals", timedelta(hours=24), certificate_renewals_job))
     if services.directory is not None:
         jobs.append(Job("directory-sync", timedelta(hours=24), sync_directory_job))
     if services.mailer is not None:

@@ -57,6 +57,8 @@ class Certificate(Base):
     consent_at: Mapped[datetime | None]
     """When the holder accepted the certificate agreement (apply and each renewal)."""
     consent_agreement_version: Mapped[str | None] = mapped_column(String(50))
+    renewal_noticed_at: Mapped[datetime | None]
+    """When the holder was told the certificate is due for renewal (once per certificate)."""
     created_at: Mapped[datetime]
 
 

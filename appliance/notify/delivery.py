@@ -46,13 +46,17 @@ def deliver_due_mail(
     """Send the mail that is due. Each message is its own transaction, so one that was sent
     is marked sent even when a later one fails, and a crash resends at most one message."""
     with transaction(sessions) as session:
-        due = session.execute(
-            select(Notification.id)
-            .where(Notification.mail_status == MailStatus.PENDING)
-            .where(Notification.mail_next_attempt_at <= clock.now())
-            .order_by(Notification.mail_next_attempt_at, Notification.id)
-            .limit(limit)
-        ).scalars().all()
+        due = (
+            session.execute(
+                select(Notification.id)
+                .where(Notification.mail_status == MailStatus.PENDING)
+                .where(Notification.mail_next_attempt_at <= clock.now())
+                .order_by(Notification.mail_next_attempt_at, Notification.id)
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
     report = DeliveryReport(0, 0, 0)
     for notification_id in due:
         try:

@@ -136,10 +136,29 @@ _TEXTS: dict[str, dict[str, _Texts]] = {
             "{name}，您好：\n\n《{title}》仍需您签署，截止时间为 {deadline}。\n\n请在此打开：{link}",
         ),
     },
+    "certificate_renewal_due": {
+        "en": _Texts(
+            "Renew your signing certificate before {expires}",
+            "Hello {name},\n\nYour signing certificate (serial {serial}) expires on {expires}. "
+            "After that you cannot sign with it. Renew it on the My certificates page: {link}\n\n"
+            "Renewing asks you to accept the certificate agreement again; nothing is renewed "
+            "without you.",
+        ),
+        CHINESE: _Texts(
+            "请在 {expires} 之前续期您的签名证书",
+            "{name}，您好：\n\n您的签名证书（序列号 {serial}）将于 {expires} 到期，到期后将无法"
+            "使用它签署。请在“我的证书”页面续期：{link}\n\n续期需要您再次同意数字证书协议；"
+            "未经您本人同意，证书不会自动续期。",
+        ),
+    },
 }
 
 # facts stored as ISO 8601 text and shown as a time
-_TIMES: dict[str, tuple[str, ...]] = {"account_locked": ("until",), "contract_reminder": ("deadline",)}
+_TIMES: dict[str, tuple[str, ...]] = {
+    "account_locked": ("until",),
+    "contract_reminder": ("deadline",),
+    "certificate_renewal_due": ("expires",),
+}
 
 _WHERE = {
     "en": {"account": "on your account", "address": "from the address {address}"},

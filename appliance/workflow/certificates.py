@@ -40,6 +40,7 @@ from appliance.models import (
     Seal,
     User,
 )
+from appliance.notify import notify_user
 from appliance.pki import certs
 from appliance.pki.ca import make_context
 from appliance.pki.errors import CertificateNotUsable
@@ -206,6 +207,43 @@ def revoke_my_certificate(
             {"serial": row.serial, "reason": reason.value},
         )
         return _view(row)
+
+
+def notify_renewals_due(ctx: WorkflowContext) -> int:
+    """Tell each holder once, from `RENEWAL_WINDOW` before it expires, that the certificate
+    they sign with is due for renewal (in-app, and by mail when mail is on); returns how many."""
+    now = ctx.clock.now()
+    told = 0
+    with transaction(ctx.sessions) as session:
+        due = session.scalars(
+            select(Certificate)
+            .where(
+                Certificate.kind == CertificateKind.PERSON,
+                Certificate.status == CertificateStatus.ACTIVE,
+                Certificate.renewal_noticed_at.is_(None),
+                Certificate.user_id.is_not(None),
+                Certificate.not_after > now,
+                Certificate.not_after <= now + RENEWAL_WINDOW,
+            )
+            .order_by(Certificate.id)
+        ).all()
+        for row in due:
+            user = session.get(User, row.user_id)
+            if (
+                user is None
+                or not user.active
+                or usable_personal_certificate(session, user.id, now) is not row
+            ):
+                continue  # gone, or not what they sign with (they apply anew rather than renew)
+            params = {
+                "serial": row.serial,
+                "expires": row.not_after.isoformat(),
+                "link": f"{ctx.config.private_cloud_address}/certificates",
+            }
+            notify_user(session, user, "certificate_renewal_due", params, now=now, mail=ctx.mail)
+            row.renewal_noticed_at = now
+            told += 1
+    return told
 
 
 def certificate_standing(ctx: WorkflowContext, principal: Principal) -> CertificateStanding:

@@ -125,12 +125,14 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "contract-deadlines",
         "crl-refresh",
         "log-checkpoint",
+        "certificate-renewals",
         "blob-sweep",
     ]
     first = subprocess.run([*command, "run-due", "--force"], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "crl-refresh: done - CRL " in first.stdout
     assert "log-checkpoint: done - checkpoint 1 signed at record " in first.stdout
+    assert "certificate-renewals: done - told 0 holders their certificate is due for renewal" in first.stdout
     assert "login-throttle-purge: done - purged 0 expired login counters" in first.stdout
     assert (
         "contract-deadlines: done - expired 0, reminded 0, made 0 certificates of completion, "
@@ -143,6 +145,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "contract-deadlines: not_due",
         "crl-refresh: not_due",
         "log-checkpoint: not_due",
+        "certificate-renewals: not_due",
         "blob-sweep: not_due",
     ]
     unknown = subprocess.run(
@@ -151,7 +154,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
     assert unknown.returncode == 2
     assert (
         "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh, log-checkpoint, "
-        "blob-sweep" in unknown.stderr
+        "certificate-renewals, blob-sweep" in unknown.stderr
     )
 
 

@@ -4,6 +4,7 @@ reason (the CRL at once), and a certificate naming them as they no longer are st
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,16 @@ from asn1crypto import crl as asn1_crl
 from sqlalchemy import select
 
 from appliance.errors import Conflict, NotFound
-from appliance.models import AuditEvent, Certificate, CertificateConsent, CertificateStatus, Crl, User
+from appliance.models import (
+    AuditEvent,
+    Certificate,
+    CertificateConsent,
+    CertificateStatus,
+    Crl,
+    Notification,
+    User,
+)
+from appliance.notify.messages import render_message
 from appliance.workflow import certificates, signatures
 from appliance.workflow.certificates import HolderReason
 from appliance.workflow.errors import CertificateRequired
@@ -128,3 +138,29 @@ def test_a_certificate_naming_someone_the_directory_no_longer_knows_stops_signin
     code = env.code_for(alice, view.id, party)
     signed = signatures.sign_party(env.ctx, alice, CLIENT, view.id, party, code)
     assert signed.state.value == "completed"
+
+
+def test_holders_are_told_once_from_30_days_before_expiry(workflow_factory) -> None:
+    env = workflow_factory()
+    alice = env.people["alice"]
+    current = certificates.my_certificate(env.ctx, alice)
+    assert current is not None
+    early = dataclasses.replace(env.ctx, clock=FakeClock(current.not_after - timedelta(days=31)))
+    assert certificates.notify_renewals_due(early) == 0
+    due = dataclasses.replace(env.ctx, clock=FakeClock(current.not_after - timedelta(days=29)))
+    told = certificates.notify_renewals_due(due)
+    assert told >= 1  # everyone whose certificate was issued with alice's
+    assert certificates.notify_renewals_due(due) == 0  # once per certificate
+    with env.services.sessions() as session:
+        notices = session.scalars(
+            select(Notification).where(
+                Notification.user_id == alice.user_id, Notification.kind == "certificate_renewal_due"
+            )
+        ).all()
+    assert len(notices) == 1 and current.serial in notices[0].params
+    message = render_message("certificate_renewal_due", json.loads(notices[0].params), "zh_Hans_CN")
+    assert "续期" in message.subject and f"{current.not_after:%Y-%m-%d}" in message.body
+    assert notices[0].mail_to == "alice@example.com"
+    # renewed: the new certificate is years from its own window, and nobody is told again
+    certificates.renew_personal_certificate(due, alice, CLIENT, _consent())
+    assert certificates.notify_renewals_due(due) == 0
