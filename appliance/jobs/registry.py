@@ -17,6 +17,7 @@ from appliance.workflow.certificates import notify_renewals_due
 from appliance.workflow.closing import expire_and_remind
 from appliance.workflow.completion import issue_missing_completion_certificates
 from appliance.workflow.idempotency import purge_expired as purge_idempotent_results
+from appliance.workflow.seals import notify_seal_renewals_due
 from appliance.workflow.sweep import sweep_unreferenced_blobs
 
 
@@ -75,7 +76,9 @@ def log_checkpoint_job(services: Services) -> str:
 
 
 def certificate_renewals_job(services: Services) -> str:
-    return f"told {notify_renewals_due(services.workflow)} holders their certificate is due for renewal"
+    people = notify_renewals_due(services.workflow)
+    seals = notify_seal_renewals_due(services.workflow)
+    return f"told {people} holders and the admins of {seals} seals that a certificate is due for renewal"
 
 
 def sweep_blobs_job(services: Services) -> str:

@@ -151,6 +151,21 @@ _TEXTS: dict[str, dict[str, _Texts]] = {
             "未经您本人同意，证书不会自动续期。",
         ),
     },
+    "seal_certificate_renewal_due": {
+        "en": _Texts(
+            "Renew the certificate of the seal {seal} before {expires}",
+            "Hello {name},\n\nThe certificate of your organisation's seal {seal} (serial {serial}) "
+            "expires on {expires}. After that the seal cannot be applied. As its organisation's "
+            "admin, renew it in the appliance ({link}); renewing asks you to accept the certificate "
+            "agreement again.",
+        ),
+        CHINESE: _Texts(
+            "请在 {expires} 之前续期印章“{seal}”的证书",
+            "{name}，您好：\n\n贵单位印章“{seal}”的证书（序列号 {serial}）将于 {expires} 到期，"
+            "到期后将无法用印。请您作为单位管理员在电子签约平台（{link}）为其续期；续期需要再次"
+            "同意数字证书协议。",
+        ),
+    },
 }
 
 # facts stored as ISO 8601 text and shown as a time
@@ -158,6 +173,7 @@ _TIMES: dict[str, tuple[str, ...]] = {
     "account_locked": ("until",),
     "contract_reminder": ("deadline",),
     "certificate_renewal_due": ("expires",),
+    "seal_certificate_renewal_due": ("expires",),
 }
 
 _WHERE = {

@@ -17,7 +17,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from io import BytesIO
 
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
@@ -27,17 +26,14 @@ from sqlalchemy.orm import Session
 from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appliance.errors import Conflict, NotFound
 from appliance.models import (
     Certificate,
     CertificateConsent,
     CertificateKind,
     CertificateStatus,
     HsmKey,
-    Organisation,
     RevocationReason,
-    Role,
-    Seal,
     User,
 )
 from appliance.notify import notify_user
@@ -46,7 +42,6 @@ from appliance.pki.ca import make_context
 from appliance.pki.errors import CertificateNotUsable
 from appliance.pki.issue import issue_certificate
 from appliance.pki.revoke import check_certificate_usable, revoke_certificate
-from appliance.signing.appearance import load_image
 from appliance.workflow.access import active_user
 from appliance.workflow.agreement import AGREEMENT_VERSION, agreement_text
 from appliance.workflow.context import WorkflowContext
@@ -119,14 +114,14 @@ def my_certificate(ctx: WorkflowContext, principal: Principal) -> CertificateVie
     """The person's usable personal certificate, if they have one."""
     with ctx.sessions() as session:
         row = usable_personal_certificate(session, principal.user_id, ctx.clock.now())
-        return _view(row) if row else None
+        return certificate_view(row) if row else None
 
 
 def apply_personal_certificate(
     ctx: WorkflowContext, principal: Principal, client: ClientInfo, consent: Consent
 ) -> CertificateView:
     now = ctx.clock.now()
-    _check_consent(consent)
+    check_consent(consent)
     with transaction(ctx.sessions) as session:
         user = active_user(session, principal.user_id)
         if usable_personal_certificate(session, user.id, now) is not None:
@@ -136,8 +131,8 @@ def apply_personal_certificate(
         for old in _active_personal(session, user.id):
             if old.id != row.id and old.not_after > now:
                 old.status = CertificateStatus.SUPERSEDED
-        _record_consent(session, row, user, consent, client, now)
-        return _view(row)
+        record_consent(session, row, user, consent, client, now)
+        return certificate_view(row)
 
 
 def renew_personal_certificate(
@@ -149,7 +144,7 @@ def renew_personal_certificate(
     :raises Conflict: no valid certificate to renew, or it is not yet in its renewal window.
     """
     now = ctx.clock.now()
-    _check_consent(consent)
+    check_consent(consent)
     with transaction(ctx.sessions) as session:
         user = active_user(session, principal.user_id)
         current = usable_personal_certificate(session, user.id, now)
@@ -163,8 +158,8 @@ def renew_personal_certificate(
             )
         row = _issue_personal(ctx, session, user, consent, now)
         current.status = CertificateStatus.SUPERSEDED
-        _record_consent(session, row, user, consent, client, now)
-        _log(
+        record_consent(session, row, user, consent, client, now)
+        log_event(
             session,
             "certificate.renewed",
             user,
@@ -174,7 +169,7 @@ def renew_personal_certificate(
             row.id,
             {"serial": row.serial, "replaces_serial": current.serial},
         )
-        return _view(row)
+        return certificate_view(row)
 
 
 def revoke_my_certificate(
@@ -196,7 +191,7 @@ def revoke_my_certificate(
             raise Conflict("This certificate is revoked already.")
         pki = make_context(ctx.signing.custody, ctx.config, ctx.clock)
         revoke_certificate(session, pki, row.id, HOLDER_REASONS[reason])
-        _log(
+        log_event(
             session,
             "certificate.revoked",
             user,
@@ -206,7 +201,7 @@ def revoke_my_certificate(
             row.id,
             {"serial": row.serial, "reason": reason.value},
         )
-        return _view(row)
+        return certificate_view(row)
 
 
 def notify_renewals_due(ctx: WorkflowContext) -> int:
@@ -255,71 +250,8 @@ def certificate_standing(ctx: WorkflowContext, principal: Principal) -> Certific
         if usable is None:
             return CertificateStanding(None, renewable_from=None, outdated=_has_outdated(session, user, now))
         return CertificateStanding(
-            _view(usable), renewable_from=usable.not_after - RENEWAL_WINDOW, outdated=False
+            certificate_view(usable), renewable_from=usable.not_after - RENEWAL_WINDOW, outdated=False
         )
-
-
-def create_seal(
-    ctx: WorkflowContext, principal: Principal, client: ClientInfo, name: str, image_png: bytes | None = None
-) -> int:
-    """A new seal of the org admin's organisation (no certificate yet); returns its id."""
-    now = ctx.clock.now()
-    name = name.strip()
-    if not name or len(name) > 64 or not name.isprintable():
-        raise InvalidInput("The seal's name must be 1 to 64 characters of text.")
-    with transaction(ctx.sessions) as session:
-        user = active_user(session, principal.user_id)
-        if Role.ORG_ADMIN not in user.role_set() or user.organisation_id is None:
-            raise Forbidden("Only an organisation's admin can create its seals.")
-        image_sha256 = None
-        if image_png is not None:
-            load_image(image_png)  # refuses what is not a sane PNG before it is stored
-            image_sha256 = ctx.blobs.put(BytesIO(image_png))
-        seal = Seal(
-            organisation_id=user.organisation_id,
-            name=name,
-            image_sha256=image_sha256,
-            requires_approval=False,
-            active=True,
-            created_at=now,
-        )
-        session.add(seal)
-        session.flush()
-        _log(session, "seal.created", user, client, now, "seal", seal.id, {"name": name})
-        return seal.id
-
-
-def apply_seal_certificate(
-    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, consent: Consent
-) -> CertificateView:
-    now = ctx.clock.now()
-    _check_consent(consent)
-    with transaction(ctx.sessions) as session:
-        user = active_user(session, principal.user_id)
-        seal = session.get(Seal, seal_id)
-        if seal is None or seal.organisation_id != user.organisation_id:
-            raise NotFound("There is no seal of your organisation with that id.")
-        if Role.ORG_ADMIN not in user.role_set():
-            raise Forbidden("Only the organisation's admin applies for its seal certificate.")
-        current = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
-        if current is not None and _usable(session, current, now):
-            raise Conflict("This seal already has a valid certificate.")
-        organisation = session.get(Organisation, seal.organisation_id)
-        org_name = (organisation.name if organisation else seal.name)[:64]
-        issued = issue_certificate(
-            session,
-            make_context(ctx.signing.custody, ctx.config, ctx.clock),
-            kind=CertificateKind.ORGANISATION,
-            subject=certs.SubjectInfo(
-                common_name=seal.name[:64], organisation=org_name, country=ctx.config.pki.country
-            ),
-            organisation_id=seal.organisation_id,
-            consent_at=now,
-            consent_agreement_version=consent.agreement_version,
-        )
-        seal.certificate_id = issued.row.id
-        _record_consent(session, issued.row, user, consent, client, now)
-        return _view(issued.row)
 
 
 def list_my_certificates(ctx: WorkflowContext, principal: Principal) -> tuple[CertificateView, ...]:
@@ -331,7 +263,7 @@ def list_my_certificates(ctx: WorkflowContext, principal: Principal) -> tuple[Ce
             .where(Certificate.user_id == user.id, Certificate.kind == CertificateKind.PERSON)
             .order_by(Certificate.not_before.desc(), Certificate.id.desc())
         )
-        return tuple(_view(row) for row in rows)
+        return tuple(certificate_view(row) for row in rows)
 
 
 def my_certificate_pem(ctx: WorkflowContext, principal: Principal, certificate_id: int) -> tuple[str, bytes]:
@@ -357,7 +289,7 @@ def usable_personal_certificate(session: Session, user_id: int, now: datetime) -
         (
             row
             for row in _active_personal(session, user_id)
-            if _usable(session, row, now) and _names(user, row)
+            if is_usable(session, row, now) and _names(user, row)
         ),
         None,
     )
@@ -376,7 +308,7 @@ def personal_signing_key_label(session: Session, user: User, now: datetime) -> s
 
 def signing_key_label(session: Session, certificate: Certificate | None, now: datetime, *, seal: bool) -> str:
     """The HSM key label of a usable certificate, or CertificateRequired saying who must apply."""
-    if certificate is None or not _usable(session, certificate, now) or certificate.key_id is None:
+    if certificate is None or not is_usable(session, certificate, now) or certificate.key_id is None:
         if seal:
             raise CertificateRequired(
                 "This seal has no valid certificate; its organisation's admin must apply for one."
@@ -404,7 +336,7 @@ def _active_personal(session: Session, user_id: int) -> list[Certificate]:
 def _has_outdated(session: Session, user: User, now: datetime) -> bool:
     """Whether the person holds a certificate that is fine but for its subject."""
     return any(
-        _usable(session, row, now) and not _names(user, row) for row in _active_personal(session, user.id)
+        is_usable(session, row, now) and not _names(user, row) for row in _active_personal(session, user.id)
     )
 
 
@@ -439,7 +371,7 @@ def _issue_personal(
     return issued.row
 
 
-def _usable(session: Session, row: Certificate, now: datetime) -> bool:
+def is_usable(session: Session, row: Certificate, now: datetime) -> bool:
     try:
         check_certificate_usable(session, row.id, now)
     except CertificateNotUsable:
@@ -447,7 +379,7 @@ def _usable(session: Session, row: Certificate, now: datetime) -> bool:
     return True
 
 
-def _check_consent(consent: Consent) -> None:
+def check_consent(consent: Consent) -> None:
     agreement = certificate_agreement(consent.locale)
     if consent.agreement_version != agreement.version or consent.agreement_sha256 != agreement.sha256:
         raise Conflict(
@@ -455,7 +387,7 @@ def _check_consent(consent: Consent) -> None:
         )
 
 
-def _record_consent(
+def record_consent(
     session: Session, row: Certificate, user: User, consent: Consent, client: ClientInfo, now: datetime
 ) -> None:
     session.add(
@@ -471,7 +403,7 @@ def _record_consent(
         )
     )
     session.flush()
-    _log(
+    log_event(
         session,
         "certificate.issued",
         user,
@@ -483,7 +415,7 @@ def _record_consent(
     )
 
 
-def _log(
+def log_event(
     session: Session,
     action: str,
     user: User,
@@ -509,7 +441,7 @@ def _log(
     )
 
 
-def _view(row: Certificate) -> CertificateView:
+def certificate_view(row: Certificate) -> CertificateView:
     return CertificateView(
         id=row.id,
         kind=row.kind,

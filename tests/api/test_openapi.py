@@ -53,6 +53,8 @@ EXPECTED = {
     ("post", "/api/v1/contracts/{contract_id}/remind"),
     ("post", "/api/v1/seals"),
     ("post", "/api/v1/seals/{seal_id}/certificate"),
+    ("post", "/api/v1/seals/{seal_id}/certificate/renew"),
+    ("post", "/api/v1/seals/{seal_id}/certificate/revoke"),
 }
 EXAMPLES = 12
 """Per operation and generation mode: enough to reach each refusal, little enough for ~60 s."""

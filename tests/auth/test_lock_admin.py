@@ -106,9 +106,11 @@ def test_an_org_admin_manages_only_their_own_organisations_people(ldap_app: Ldap
     assert keys and "Alice Liu" in page
     assert "Bob Chen" not in page and "10.8.0.77" not in page
     with env.services.sessions() as session:
-        others = session.execute(
-            select(LoginThrottle.key).where(LoginThrottle.locked_until.is_not(None))
-        ).scalars().all()
+        others = (
+            session.execute(select(LoginThrottle.key).where(LoginThrottle.locked_until.is_not(None)))
+            .scalars()
+            .all()
+        )
     token = csrf_token(dave, "/admin/sign-in-locks")
     for key in set(others) - set(keys):  # bob's and the address's: as if they did not exist
         assert lift(dave, key, token).status_code == 404

@@ -132,7 +132,10 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
     assert first.returncode == 0, first.stderr
     assert "crl-refresh: done - CRL " in first.stdout
     assert "log-checkpoint: done - checkpoint 1 signed at record " in first.stdout
-    assert "certificate-renewals: done - told 0 holders their certificate is due for renewal" in first.stdout
+    assert (
+        "certificate-renewals: done - told 0 holders and the admins of 0 seals that a certificate is due"
+        in first.stdout
+    )
     assert "login-throttle-purge: done - purged 0 expired login counters" in first.stdout
     assert (
         "contract-deadlines: done - expired 0, reminded 0, made 0 certificates of completion, "

@@ -19,9 +19,7 @@ def test_a_write_leaves_one_file_named_by_its_hash_and_no_temp_files(tmp_path: P
     data = b"%PDF-1.7 contract"
     name = store.put(io.BytesIO(data))
     assert store.put(io.BytesIO(data)) == name  # no second copy
-    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()] == [
-        Path(name[:2]) / name
-    ]
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()] == [Path(name[:2]) / name]
 
 
 def test_a_broken_source_leaves_no_temp_file(tmp_path: Path) -> None:

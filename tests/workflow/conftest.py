@@ -23,7 +23,7 @@ from appliance.models import Organisation, PartyKind, Role, Routing, User, UserR
 from appliance.pki.bootstrap import init_pki
 from appliance.pki.ca import make_context
 from appliance.services import Services, build_services
-from appliance.workflow import certificates, drafts, signatures
+from appliance.workflow import certificates, drafts, seals, signatures
 from appliance.workflow.drafts import NewContract, NewField, NewParty
 from appliance.workflow.views import ContractView
 from tests.fixtures.hsm import SoftHsm, hsm_section
@@ -161,9 +161,9 @@ def workflow_factory(
         env.add_person("keeper", "Seal Keeper", Role.SEAL_KEEPER, organisation_id=org_id)
         admin = env.add_person("orgadmin", "Org Admin", Role.ORG_ADMIN, organisation_id=org_id)
         env.add_person("mallory", "Mallory", organisation_id=None)
-        env.seal_id = certificates.create_seal(env.ctx, admin, CLIENT, "合同专用章", make_png(200, 200))
+        env.seal_id = seals.create_seal(env.ctx, admin, CLIENT, "合同专用章", make_png(200, 200))
         agreement = certificates.certificate_agreement("zh_Hans_CN")
-        certificates.apply_seal_certificate(
+        seals.apply_seal_certificate(
             env.ctx,
             admin,
             CLIENT,

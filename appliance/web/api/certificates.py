@@ -14,6 +14,7 @@ from appliance.web.api.models import (
     PeopleOut,
     PeopleQuery,
     RevokeCertificateIn,
+    RevokeSealCertificateIn,
     SealOut,
     agreement_out,
     certificate_out,
@@ -27,14 +28,18 @@ from appliance.web.files import ID
 from appliance.workflow.certificates import (
     Consent,
     apply_personal_certificate,
-    apply_seal_certificate,
     certificate_agreement,
     certificate_standing,
-    create_seal,
     renew_personal_certificate,
     revoke_my_certificate,
 )
 from appliance.workflow.drafts import find_people
+from appliance.workflow.seals import (
+    apply_seal_certificate,
+    create_seal,
+    renew_seal_certificate,
+    revoke_seal_certificate,
+)
 
 bp = api_blueprint("certificates_api", __name__)
 
@@ -125,6 +130,36 @@ def apply_seal(seal_id: int, json: ConsentIn) -> tuple[CertificateOut, int]:
         current_services().workflow, api_principal(), client_info(), seal_id, _consent(json)
     )
     return certificate_out(view), 201
+
+
+@bp.post(f"/seals/<{ID}:seal_id>/certificate/renew")
+@spec.validate(
+    resp=responses(201, CertificateOut, 404, 409), tags=["seals"], operation_id="renew_seal_certificate"
+)
+def renew_seal(seal_id: int, json: ConsentIn) -> tuple[CertificateOut, int]:
+    """Renew a seal's certificate (org admins of its organisation), accepting the agreement again
+
+    From 30 days before it expires. A new key and certificate; the old one signs no more.
+    """
+    view = renew_seal_certificate(
+        current_services().workflow, api_principal(), client_info(), seal_id, _consent(json)
+    )
+    return certificate_out(view), 201
+
+
+@bp.post(f"/seals/<{ID}:seal_id>/certificate/revoke")
+@spec.validate(
+    resp=responses(200, CertificateOut, 404, 409), tags=["seals"], operation_id="revoke_seal_certificate"
+)
+def revoke_seal(seal_id: int, json: RevokeSealCertificateIn) -> CertificateOut:
+    """Revoke a seal's certificate with a reason (org admins of its organisation)
+
+    The CRL is published at once; the seal signs nothing until a new certificate is applied for.
+    """
+    view = revoke_seal_certificate(
+        current_services().workflow, api_principal(), client_info(), seal_id, json.reason
+    )
+    return certificate_out(view)
 
 
 def _consent(body: ConsentIn) -> Consent:

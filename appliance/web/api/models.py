@@ -36,6 +36,7 @@ from appliance.workflow.closing import MAX_REASON
 from appliance.workflow.drafts import MAX_FIELDS_PER_PARTY, MAX_MESSAGE, MAX_PARTIES, MAX_TITLE, PersonChoice
 from appliance.workflow.idempotency import MAX_KEY
 from appliance.workflow.queries import MAX_ID, MAX_PAGE, ContractPage, ListRole
+from appliance.workflow.seals import OrganisationReason
 from appliance.workflow.signatures import CodeSent
 from appliance.workflow.views import ContractSummary, ContractView, EvidenceView, PartyView, VersionView
 
@@ -336,6 +337,12 @@ class MyCertificateOut(BaseModel):
 
 class RevokeCertificateIn(_Body):
     reason: HolderReason = Field(description="Why you revoke it; the CRL states it.")
+
+
+class RevokeSealCertificateIn(_Body):
+    reason: OrganisationReason = Field(
+        description="Why the seal's certificate is revoked; the CRL states it."
+    )
 
 
 class SealOut(BaseModel):

@@ -1,0 +1,251 @@
+"""Organisation seals and their certificates, managed by the organisation's admins.
+
+A seal signs with its organisation's certificate, whose key is in the HSM. The admin applies
+for it with the agreement's consent (as a person does for theirs), renews it from
+`RENEWAL_WINDOW` before expiry with fresh consent, and revokes it with a reason, the
+organisation's dissolution or merger among them; the CRL is published at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from io import BytesIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appliance.auth.records import ClientInfo, Principal
+from appliance.db import transaction
+from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appliance.models import (
+    Certificate,
+    CertificateKind,
+    CertificateStatus,
+    Organisation,
+    RevocationReason,
+    Role,
+    Seal,
+    User,
+    UserRole,
+)
+from appliance.notify import notify_user
+from appliance.pki import certs
+from appliance.pki.ca import make_context
+from appliance.pki.issue import issue_certificate
+from appliance.pki.revoke import revoke_certificate
+from appliance.signing.appearance import load_image
+from appliance.workflow.access import active_user
+from appliance.workflow.certificates import (
+    RENEWAL_WINDOW,
+    CertificateView,
+    Consent,
+    certificate_view,
+    check_consent,
+    is_usable,
+    log_event,
+    record_consent,
+)
+from appliance.workflow.context import WorkflowContext
+
+
+class OrganisationReason(StrEnum):
+    """Why an organisation's admin revokes a seal's certificate."""
+
+    KEY_COMPROMISE = "key_compromise"
+    INFORMATION_CHANGED = "information_changed"
+    NO_LONGER_NEEDED = "no_longer_needed"
+    DISSOLVED = "dissolved"
+    MERGED = "merged"
+
+
+ORGANISATION_REASONS = {
+    OrganisationReason.KEY_COMPROMISE: RevocationReason.KEY_COMPROMISE,
+    OrganisationReason.INFORMATION_CHANGED: RevocationReason.AFFILIATION_CHANGED,
+    OrganisationReason.NO_LONGER_NEEDED: RevocationReason.CESSATION_OF_OPERATION,
+    OrganisationReason.DISSOLVED: RevocationReason.CESSATION_OF_OPERATION,
+    OrganisationReason.MERGED: RevocationReason.SUPERSEDED,
+}
+"""Each reason as the CRL states it (RFC 5280 CRLReason)."""
+
+
+def create_seal(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, name: str, image_png: bytes | None = None
+) -> int:
+    """A new seal of the org admin's organisation (no certificate yet); returns its id."""
+    now = ctx.clock.now()
+    name = name.strip()
+    if not name or len(name) > 64 or not name.isprintable():
+        raise InvalidInput("The seal's name must be 1 to 64 characters of text.")
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        if Role.ORG_ADMIN not in user.role_set() or user.organisation_id is None:
+            raise Forbidden("Only an organisation's admin can create its seals.")
+        image_sha256 = None
+        if image_png is not None:
+            load_image(image_png)  # refuses what is not a sane PNG before it is stored
+            image_sha256 = ctx.blobs.put(BytesIO(image_png))
+        seal = Seal(
+            organisation_id=user.organisation_id,
+            name=name,
+            image_sha256=image_sha256,
+            requires_approval=False,
+            active=True,
+            created_at=now,
+        )
+        session.add(seal)
+        session.flush()
+        log_event(session, "seal.created", user, client, now, "seal", seal.id, {"name": name})
+        return seal.id
+
+
+def apply_seal_certificate(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, consent: Consent
+) -> CertificateView:
+    """The seal's certificate, issued at once with the admin's consent.
+
+    :raises Conflict: the seal has a valid certificate already.
+    """
+    now = ctx.clock.now()
+    check_consent(consent)
+    with transaction(ctx.sessions) as session:
+        user, seal = _admins_seal(session, principal, seal_id)
+        current = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
+        if current is not None and is_usable(session, current, now):
+            raise Conflict("This seal already has a valid certificate.")
+        row = _issue_for(ctx, session, seal, consent, now)
+        record_consent(session, row, user, consent, client, now)
+        return certificate_view(row)
+
+
+def renew_seal_certificate(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, consent: Consent
+) -> CertificateView:
+    """A new certificate (and key) for the seal, from `RENEWAL_WINDOW` before the current one
+    expires; the old one is superseded at once.
+
+    :raises Conflict: no valid certificate to renew, or not yet in its renewal window.
+    """
+    now = ctx.clock.now()
+    check_consent(consent)
+    with transaction(ctx.sessions) as session:
+        user, seal = _admins_seal(session, principal, seal_id)
+        current = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
+        if current is None or not is_usable(session, current, now):
+            raise Conflict("This seal has no valid certificate to renew; apply for one instead.")
+        opens = current.not_after - RENEWAL_WINDOW
+        if now < opens:
+            raise Conflict(
+                f"The seal's certificate can be renewed from {opens:%Y-%m-%d}, {RENEWAL_WINDOW.days} days "
+                "before it expires."
+            )
+        row = _issue_for(ctx, session, seal, consent, now)
+        current.status = CertificateStatus.SUPERSEDED
+        record_consent(session, row, user, consent, client, now)
+        details = {"serial": row.serial, "replaces_serial": current.serial, "seal_id": str(seal.id)}
+        log_event(session, "certificate.renewed", user, client, now, "certificate", row.id, details)
+        return certificate_view(row)
+
+
+def revoke_seal_certificate(
+    ctx: WorkflowContext,
+    principal: Principal,
+    client: ClientInfo,
+    seal_id: int,
+    reason: OrganisationReason,
+) -> CertificateView:
+    """Revoke the seal's certificate; the CRL is published in the same transaction. The seal
+    signs nothing until its admin applies for a new certificate.
+
+    :raises Conflict: the seal has no certificate, or it is revoked already.
+    """
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user, seal = _admins_seal(session, principal, seal_id)
+        row = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
+        if row is None:
+            raise Conflict("This seal has no certificate to revoke.")
+        if row.status is CertificateStatus.REVOKED:
+            raise Conflict("This seal's certificate is revoked already.")
+        pki = make_context(ctx.signing.custody, ctx.config, ctx.clock)
+        revoke_certificate(session, pki, row.id, ORGANISATION_REASONS[reason])
+        details = {"serial": row.serial, "reason": reason.value, "seal_id": str(seal.id)}
+        log_event(session, "certificate.revoked", user, client, now, "certificate", row.id, details)
+        return certificate_view(row)
+
+
+def notify_seal_renewals_due(ctx: WorkflowContext) -> int:
+    """Tell the organisation's admins once, from `RENEWAL_WINDOW` before it expires, that a
+    seal's certificate is due for renewal; returns how many certificates."""
+    now = ctx.clock.now()
+    told = 0
+    with transaction(ctx.sessions) as session:
+        due = session.execute(
+            select(Seal, Certificate)
+            .join(Certificate, Certificate.id == Seal.certificate_id)
+            .where(
+                Seal.active.is_(True),
+                Certificate.status == CertificateStatus.ACTIVE,
+                Certificate.renewal_noticed_at.is_(None),
+                Certificate.not_after > now,
+                Certificate.not_after <= now + RENEWAL_WINDOW,
+            )
+            .order_by(Certificate.id)
+        ).all()
+        for seal, row in due:
+            params = {
+                "seal": seal.name,
+                "serial": row.serial,
+                "expires": row.not_after.isoformat(),
+                "link": ctx.config.private_cloud_address,
+            }
+            for admin in _organisation_admins(session, seal.organisation_id):
+                notify_user(session, admin, "seal_certificate_renewal_due", params, now=now, mail=ctx.mail)
+            row.renewal_noticed_at = now
+            told += 1
+    return told
+
+
+def _admins_seal(session: Session, principal: Principal, seal_id: int) -> tuple[User, Seal]:
+    user = active_user(session, principal.user_id)
+    seal = session.get(Seal, seal_id)
+    if seal is None or seal.organisation_id != user.organisation_id:
+        raise NotFound("There is no seal of your organisation with that id.")
+    if Role.ORG_ADMIN not in user.role_set():
+        raise Forbidden("Only the organisation's admin manages its seal certificates.")
+    return user, seal
+
+
+def _issue_for(
+    ctx: WorkflowContext, session: Session, seal: Seal, consent: Consent, now: datetime
+) -> Certificate:
+    organisation = session.get(Organisation, seal.organisation_id)
+    org_name = (organisation.name if organisation else seal.name)[:64]
+    issued = issue_certificate(
+        session,
+        make_context(ctx.signing.custody, ctx.config, ctx.clock),
+        kind=CertificateKind.ORGANISATION,
+        subject=certs.SubjectInfo(
+            common_name=seal.name[:64], organisation=org_name, country=ctx.config.pki.country
+        ),
+        organisation_id=seal.organisation_id,
+        consent_at=now,
+        consent_agreement_version=consent.agreement_version,
+    )
+    seal.certificate_id = issued.row.id
+    return issued.row
+
+
+def _organisation_admins(session: Session, organisation_id: int) -> list[User]:
+    return list(
+        session.scalars(
+            select(User)
+            .join(UserRole, UserRole.user_id == User.id)
+            .where(
+                UserRole.role == Role.ORG_ADMIN,
+                User.organisation_id == organisation_id,
+                User.active.is_(True),
+            )
+            .order_by(User.id)
+        )
+    )
