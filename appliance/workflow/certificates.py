@@ -150,12 +150,7 @@ def renew_personal_certificate(
         current = usable_personal_certificate(session, user.id, now)
         if current is None:
             raise Conflict("You have no valid certificate to renew; apply for a new one instead.")
-        opens = current.not_after - RENEWAL_WINDOW
-        if now < opens:
-            raise Conflict(
-                f"Your certificate can be renewed from {opens:%Y-%m-%d}, {RENEWAL_WINDOW.days} days "
-                "before it expires."
-            )
+        check_renewal_window(current, now, "Your certificate")
         row = _issue_personal(ctx, session, user, consent, now)
         current.status = CertificateStatus.SUPERSEDED
         record_consent(session, row, user, consent, client, now)
@@ -369,6 +364,15 @@ def _issue_personal(
         consent_agreement_version=consent.agreement_version,
     )
     return issued.row
+
+
+def check_renewal_window(current: Certificate, now: datetime, which: str) -> None:
+    """:raises Conflict: `current` (`which`, for the message) is not in its renewal window yet."""
+    opens = current.not_after - RENEWAL_WINDOW
+    if now < opens:
+        raise Conflict(
+            f"{which} can be renewed from {opens:%Y-%m-%d}, {RENEWAL_WINDOW.days} days before it expires."
+        )
 
 
 def is_usable(session: Session, row: Certificate, now: datetime) -> bool:

@@ -42,6 +42,7 @@ from appliance.workflow.certificates import (
     Consent,
     certificate_view,
     check_consent,
+    check_renewal_window,
     is_usable,
     log_event,
     record_consent,
@@ -133,12 +134,7 @@ def renew_seal_certificate(
         current = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
         if current is None or not is_usable(session, current, now):
             raise Conflict("This seal has no valid certificate to renew; apply for one instead.")
-        opens = current.not_after - RENEWAL_WINDOW
-        if now < opens:
-            raise Conflict(
-                f"The seal's certificate can be renewed from {opens:%Y-%m-%d}, {RENEWAL_WINDOW.days} days "
-                "before it expires."
-            )
+        check_renewal_window(current, now, "The seal's certificate")
         row = _issue_for(ctx, session, seal, consent, now)
         current.status = CertificateStatus.SUPERSEDED
         record_consent(session, row, user, consent, client, now)
