@@ -17,8 +17,8 @@ def principal_of(user: User) -> Principal:
 
 
 def may_act(user: User, local_admin_enabled: bool) -> bool:
-    """False for a deactivated or cancelled account, and for the break-glass administrator
-    while auth.local_admin_enabled is false (their open sessions and tokens stop too)."""
-    if not user.active or user.anonymised_at is not None:
+    """False for a deactivated, frozen or cancelled account, and for the break-glass
+    administrator while auth.local_admin_enabled is false (their open sessions and tokens stop too)."""
+    if not user.active or user.anonymised_at is not None or user.frozen_at is not None:
         return False
     return user.source is not UserSource.LOCAL or local_admin_enabled

@@ -15,6 +15,8 @@ class RefusalReason(StrEnum):
     LOCAL_ADMIN_DISABLED = "local_admin_disabled"
     INACTIVE = "inactive"
     """The account is deactivated or was cancelled (anonymised)."""
+    FROZEN = "frozen"
+    """The person froze the account; an administrator has not lifted it yet."""
     LOCAL_NAME_CONFLICT = "local_name_conflict"
     """A directory person has the login name of the local administrator."""
     TOO_LONG = "too_long"

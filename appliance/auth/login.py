@@ -247,6 +247,8 @@ class Login:
                 existing = find_user(session, person)
                 if existing is not None and existing.anonymised_at is not None:
                     refusal = RefusalReason.INACTIVE
+                elif existing is not None and existing.frozen_at is not None:
+                    refusal = RefusalReason.FROZEN
                 elif local_name_taken(session, person.username):
                     refusal = RefusalReason.LOCAL_NAME_CONFLICT
                 elif expect_user_id is not None and (existing is None or existing.id != expect_user_id):
@@ -255,6 +257,8 @@ class Login:
                 local = session.get_one(User, verified.local_user_id)
                 if local.anonymised_at is not None or not local.active:
                     refusal = RefusalReason.INACTIVE
+                elif local.frozen_at is not None:
+                    refusal = RefusalReason.FROZEN
                 elif expect_user_id is not None and local.id != expect_user_id:
                     refusal = RefusalReason.WRONG_PERSON
             if refusal is None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance.auth import throttle
 from appliance.auth.access import may_act
 from appliance.auth.credentials import new_secret
+from appliance.auth.freeze import NOT_A_LIFTER, FrozenAccount, freeze_account, lift_freeze, list_frozen
 from appliance.auth.local_admin import create_local_admin
 from appliance.auth.locks import NOT_A_LOCK_ADMIN, SignInLock, lift_lock, list_locks
 from appliance.auth.login import Login
@@ -144,6 +145,33 @@ class AuthService:
         with transaction(self._sessions) as session:
             admin = self._user(session, admin_user_id)
             return lift_lock(session, key, admin, client, self._clock.now(), mail=self._mail)
+
+    # -- frozen accounts ---------------------------------------------------------
+
+    def freeze_my_account(self, user_id: int, client: ClientInfo) -> int:
+        """Freeze the person's own account at once; returns how many sessions and tokens ended."""
+        with transaction(self._sessions) as session:
+            user = session.get(User, user_id)
+            if user is None or not may_act(user, self._cfg.local_admin_enabled):
+                raise Forbidden("This account cannot be frozen: it is not active.")
+            return freeze_account(session, user, client, self._clock.now())
+
+    def list_frozen(self, admin_user_id: int) -> list[FrozenAccount]:
+        """:raises Forbidden: for anyone but an organisation or system administrator."""
+        with transaction(self._sessions) as session:
+            return list_frozen(session, self._admin(session, admin_user_id))
+
+    def lift_freeze(self, admin_user_id: int, user_id: int, client: ClientInfo) -> FrozenAccount:
+        """:raises Forbidden: not an administrator. :raises NotFound: no such frozen account."""
+        with transaction(self._sessions) as session:
+            admin = self._admin(session, admin_user_id)
+            return lift_freeze(session, admin, user_id, client, self._clock.now(), mail=self._mail)
+
+    def _admin(self, session: Session, user_id: int) -> User:
+        user = session.get(User, user_id)
+        if user is None or not may_act(user, self._cfg.local_admin_enabled):
+            raise Forbidden(NOT_A_LIFTER)
+        return user
 
     def _user(self, session: Session, user_id: int) -> User:
         user = session.get(User, user_id)

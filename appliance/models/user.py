@@ -41,6 +41,9 @@ class User(Base):
     """Set by directory sync when the person is no longer in the directory; records are kept."""
     anonymised_at: Mapped[datetime | None]
     """Set by account cancellation; personal fields are then irreversibly overwritten."""
+    frozen_at: Mapped[datetime | None]
+    """Set when the person froze their own account (suspected misuse): no sign-in, session,
+    token or signature until an administrator lifts it (appliance.auth.freeze)."""
 
     organisation: Mapped[Organisation | None] = relationship()
     roles: Mapped[list[UserRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")

@@ -50,6 +50,19 @@ _TEXTS: dict[str, dict[str, _Texts]] = {
             "{name}，您好：\n\n{admin} 已解除您账号的登录限制，您现在可以重新登录。",
         ),
     },
+    "account_unfrozen": {
+        "en": _Texts(
+            "Your e-signature account is no longer frozen",
+            "Hello {name},\n\n{admin} lifted the freeze on your account. You can sign in and sign "
+            "again. Your earlier sessions and API tokens stay ended: sign in anew and create new "
+            "tokens where you need them.",
+        ),
+        CHINESE: _Texts(
+            "您的电子签约账号已解除冻结",
+            "{name}，您好：\n\n{admin} 已解除您账号的冻结，您可以重新登录和签署。此前的会话和 API "
+            "令牌仍然失效：请重新登录，并按需创建新的令牌。",
+        ),
+    },
     "contract_to_sign": {
         "en": _Texts(
             "Please sign: {title}",

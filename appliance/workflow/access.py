@@ -24,6 +24,8 @@ def active_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None or not user.active or user.anonymised_at is not None:
         raise Forbidden("Your account cannot use contracts; ask your administrator.")
+    if user.frozen_at is not None:
+        raise Forbidden("Your account is frozen. An administrator of your organisation can lift it.")
     return user
 
 

@@ -174,13 +174,49 @@ def revoke_token(token_id: int) -> Response:
     return redirect(url_for("auth.account"), code=303)
 
 
+@bp.post("/account/freeze")
+@login_required  # type: ignore[misc]
+def freeze_account() -> Response:
+    user = session_user()
+    assert user is not None
+    if not PlainForm().validate_on_submit():
+        return redirect(url_for("auth.account"), code=303)
+    auth_service().freeze_my_account(user.principal.user_id, client_info())
+    logout_user()
+    locale = session.get("locale")
+    session.clear()
+    if locale:
+        session["locale"] = locale
+    flash(
+        _(
+            "Your account is frozen: every session and API token of yours has ended, and nobody can "
+            "sign in or sign as you. Ask an administrator of your organisation to lift it."
+        ),
+        "info",
+    )
+    return redirect(url_for("auth.login"), code=303)
+
+
 @bp.get("/admin/sign-in-locks")
 @login_required  # type: ignore[misc]
 def sign_in_locks() -> str:
     user = session_user()
     assert user is not None
     locks = auth_service().list_locks(user.principal.user_id)
-    return render_template("auth/locks.html", locks=locks, form=PlainForm())
+    frozen = auth_service().list_frozen(user.principal.user_id)
+    return render_template("auth/locks.html", locks=locks, frozen=frozen, form=PlainForm())
+
+
+@bp.post("/admin/frozen-accounts/lift")
+@login_required  # type: ignore[misc]
+def lift_freeze() -> Response:
+    user = session_user()
+    assert user is not None
+    if PlainForm().validate_on_submit():
+        person = request.form.get("user_id", type=int) or 0
+        auth_service().lift_freeze(user.principal.user_id, person, client_info())
+        flash(_("The freeze is lifted; the person can sign in again."), "info")
+    return redirect(url_for("auth.sign_in_locks"), code=303)
 
 
 @bp.post("/admin/sign-in-locks/lift")

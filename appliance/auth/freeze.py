@@ -1,0 +1,114 @@
+"""Freezing one's own account when misuse is suspected, and lifting it after a check.
+
+Freezing takes effect at once: every web session and API token of the person ends (they are
+revoked, and `may_act` refuses a frozen account on every request), signing in is refused,
+and so is every workflow command. Only an administrator lifts it: an organisation admin of
+the person's organisation, or a system administrator, after checking with the person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from appliance.audit import AuditRecord, append_event
+from appliance.auth.records import ClientInfo
+from appliance.errors import Conflict, Forbidden, NotFound
+from appliance.models import ApiToken, Role, User, UserSession
+from appliance.notify import notify_user
+
+FREEZE_LIFTERS = frozenset({Role.ORG_ADMIN, Role.SYSTEM_ADMIN})
+NOT_A_LIFTER = "Only organisation and system administrators lift frozen accounts."
+NO_SUCH_FROZEN = "There is no frozen account like that (it may have been lifted already)."
+
+
+@dataclass(frozen=True)
+class FrozenAccount:
+    user_id: int
+    username: str
+    display_name: str
+    frozen_at: datetime
+
+
+def freeze_account(session: Session, user: User, client: ClientInfo, now: datetime) -> int:
+    """Freeze `user`'s own account; returns how many sessions and tokens it ended.
+
+    :raises Conflict: the account is frozen already.
+    """
+    if user.frozen_at is not None:
+        raise Conflict("Your account is frozen already.")
+    user.frozen_at = now
+    ended = _revoke(session, UserSession, user.id, now) + _revoke(session, ApiToken, user.id, now)
+    append_event(
+        session,
+        AuditRecord(
+            action="auth.account_frozen",
+            occurred_at=now,
+            actor_user_id=user.id,
+            actor_name=user.username,
+            object_type="user",
+            object_id=str(user.id),
+            client_address=client.address,
+            user_agent=client.user_agent,
+            details={"sessions_and_tokens_ended": ended},
+        ),
+    )
+    return ended
+
+
+def list_frozen(session: Session, admin: User) -> list[FrozenAccount]:
+    """The frozen accounts `admin` may lift, most recently frozen first."""
+    _check_lifter(admin)
+    query = select(User).where(User.frozen_at.is_not(None), User.anonymised_at.is_(None))
+    if Role.SYSTEM_ADMIN not in admin.role_set():
+        query = query.where(User.organisation_id == admin.organisation_id, User.organisation_id.is_not(None))
+    rows = session.scalars(query.order_by(User.frozen_at.desc(), User.id))
+    return [FrozenAccount(u.id, u.username, u.display_name, u.frozen_at) for u in rows if u.frozen_at]
+
+
+def lift_freeze(
+    session: Session, admin: User, user_id: int, client: ClientInfo, now: datetime, *, mail: bool
+) -> FrozenAccount:
+    """Lift the freeze on `user_id`; the person is told and may sign in again.
+
+    :raises Forbidden: `admin` lifts no freezes.
+    :raises NotFound: no frozen account `admin` may lift (the same answer for both, so an
+        organisation admin learns nothing of other organisations' people).
+    """
+    _check_lifter(admin)
+    frozen = {account.user_id: account for account in list_frozen(session, admin)}
+    if user_id not in frozen:
+        raise NotFound(NO_SUCH_FROZEN)
+    user = session.get_one(User, user_id)
+    user.frozen_at = None
+    notify_user(session, user, "account_unfrozen", {"admin": admin.display_name}, now=now, mail=mail)
+    append_event(
+        session,
+        AuditRecord(
+            action="auth.freeze_lifted",
+            occurred_at=now,
+            actor_user_id=admin.id,
+            actor_name=admin.username,
+            object_type="user",
+            object_id=str(user.id),
+            client_address=client.address,
+            user_agent=client.user_agent,
+            details={"frozen_at": frozen[user_id].frozen_at.isoformat()},
+        ),
+    )
+    return frozen[user_id]
+
+
+def _check_lifter(admin: User) -> None:
+    if not admin.role_set() & FREEZE_LIFTERS:
+        raise Forbidden(NOT_A_LIFTER)
+
+
+def _revoke(session: Session, table: type[UserSession] | type[ApiToken], user_id: int, now: datetime) -> int:
+    result = session.execute(
+        update(table).where(table.user_id == user_id, table.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
