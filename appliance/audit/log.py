@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,25 +52,32 @@ def canonical_details(details: Mapping[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+_HASHED = (
+    AuditEvent.occurred_at,
+    AuditEvent.action,
+    AuditEvent.actor_user_id,
+    AuditEvent.actor_name,
+    AuditEvent.object_type,
+    AuditEvent.object_id,
+    AuditEvent.contract_id,
+    AuditEvent.client_address,
+    AuditEvent.user_agent,
+    AuditEvent.details,
+)
+"""The columns a record's hash covers, after its seq and the previous hash, in this order."""
+
+_VERIFY_BATCH = 2000
+
+
 def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
     """The hash record `seq` must have, after `prev_hash`."""
+    return _hash(seq, prev_hash, [getattr(event, column.key) for column in _HASHED])
+
+
+def _hash(seq: int, prev_hash: str, fields: Sequence[Any]) -> str:
+    occurred_at, *rest = fields
     payload = json.dumps(
-        [
-            seq,
-            prev_hash,
-            event.occurred_at.isoformat(),
-            event.action,
-            event.actor_user_id,
-            event.actor_name,
-            event.object_type,
-            event.object_id,
-            event.contract_id,
-            event.client_address,
-            event.user_agent,
-            event.details,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
+        [seq, prev_hash, occurred_at.isoformat(), *rest], separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -113,15 +120,21 @@ def verify_chain(session: Session) -> list[ChainBreak]:
     breaks: list[ChainBreak] = []
     prev_hash = GENESIS_HASH
     expected_seq = 1
-    for event in session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
-        if event.seq != expected_seq:
-            breaks.append(ChainBreak(event.seq, f"expected event {expected_seq}: events missing"))
-        if event.prev_hash != prev_hash:
-            breaks.append(ChainBreak(event.seq, "does not link to the previous event"))
-        if event_hash(event.seq, event.prev_hash, event) != event.hash:
-            breaks.append(ChainBreak(event.seq, "content changed after it was written"))
-        prev_hash = event.hash
-        expected_seq = event.seq + 1
+    # plain rows, streamed in batches: memory stays flat however long the log is
+    rows = session.execute(
+        select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash, *_HASHED)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=_VERIFY_BATCH)
+    )
+    for seq, linked_to, stored_hash, *fields in rows:
+        if seq != expected_seq:
+            breaks.append(ChainBreak(seq, f"expected event {expected_seq}: events missing"))
+        if linked_to != prev_hash:
+            breaks.append(ChainBreak(seq, "does not link to the previous event"))
+        if _hash(seq, linked_to, fields) != stored_hash:
+            breaks.append(ChainBreak(seq, "content changed after it was written"))
+        prev_hash = stored_hash
+        expected_seq = seq + 1
     head = session.get(AuditChainHead, 1)
     if head is not None and (head.last_seq != expected_seq - 1 or head.last_hash != prev_hash):
         breaks.append(ChainBreak(expected_seq, "the newest events were removed"))
