@@ -50,7 +50,7 @@ class LogFilterForm(FlaskForm):
     actor = StringField(_l("Actor contains"), validators=[Optional(), Length(max=200)])
     contract = IntegerField(_l("Contract id"), validators=[Optional(), NumberRange(min=1)])
     since = DateField(_l("From"), validators=[Optional()])
-    until = DateField(_l("Until"), validators=[Optional()])
+    until = DateField(_l("Up to"), validators=[Optional()])
 
 
 @bp.get("/audit/log")
