@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from appliance.audit import AuditRecord, append_event
 from appliance.directory import DirectoryPerson, OrganisationRef
 from appliance.errors import Conflict
-from appliance.models import ApiToken, Organisation, User, UserRole, UserSession, UserSource
+from appliance.models import ApiToken, Organisation, Role, User, UserRole, UserSession, UserSource
 
 USERNAME_LENGTH = 200
 """users.username's length."""
@@ -90,12 +90,34 @@ def upsert_user(session: Session, person: DirectoryPerson, now: datetime) -> Use
     user.left_directory_at = None
     # change only the difference: deleting and re-adding a row with the same key in one
     # flush would collide on the primary key
+    before = {r.role for r in user.roles}
     for link in [r for r in user.roles if r.role not in person.roles]:
         user.roles.remove(link)
-    have = {r.role for r in user.roles}
-    user.roles.extend(UserRole(role=role) for role in sorted(person.roles - have))
+    user.roles.extend(UserRole(role=role) for role in sorted(person.roles - before))
     session.flush()
+    if before != person.roles:
+        _log_roles(session, user, before, now)
     return user
+
+
+def _log_roles(session: Session, user: User, before: set[Role], now: datetime) -> None:
+    """Roles come from directory groups: a change there is a change of rights, so it is logged."""
+    after = user.role_set()
+    append_event(
+        session,
+        AuditRecord(
+            action="user.roles_changed",
+            occurred_at=now,
+            actor_name="directory",
+            object_type="user",
+            object_id=str(user.id),
+            details={
+                "username": user.username,
+                "added": sorted(r.value for r in after - before),
+                "removed": sorted(r.value for r in before - after),
+            },
+        ),
+    )
 
 
 def _release_name_and_dn(

@@ -248,3 +248,25 @@ def test_the_login_page_does_not_use_flask_logins_private_session_key() -> None:
     import appliance.web.auth.views as views
 
     assert "_user_id" not in Path(views.__file__).read_text()
+
+
+def test_a_change_of_directory_groups_is_logged_as_a_change_of_roles(
+    ldap_app: LdapAppFactory, people: People
+) -> None:
+    env = ldap_app()
+    dn = people.add("groupie", "Sales", "Group Ie", "grp-Secret-1")
+    initiators = "cn=initiators,ou=groups,dc=example,dc=org"
+    assert post_login(env.client(), "groupie", "grp-Secret-1").status_code == 303
+    assert env.audit("user.roles_changed") == []  # in no group: no role granted
+    people.modify(initiators, f"add: uniqueMember\nuniqueMember: {dn}")
+    try:
+        assert post_login(env.client(), "groupie", "grp-Secret-1").status_code == 303
+        assert post_login(env.client(), "groupie", "grp-Secret-1").status_code == 303  # unchanged: no event
+    finally:
+        people.modify(initiators, f"delete: uniqueMember\nuniqueMember: {dn}")
+    assert post_login(env.client(), "groupie", "grp-Secret-1").status_code == 303
+    changes = [json.loads(e.details) for e in env.audit("user.roles_changed")]
+    assert changes == [
+        {"username": "groupie", "added": ["initiator"], "removed": []},
+        {"username": "groupie", "added": [], "removed": ["initiator"]},
+    ]
