@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
+from appliance.audit import AuditRecord, append_event
+from appliance.clock import SystemClock
 from appliance.config import AppConfig, config_path_from_env, load_config
-from appliance.db import ensure_migrated
+from appliance.db import create_db_engine, create_session_factory, ensure_migrated, transaction
 from appliance.errors import ConfigError
 from appliance.services import Services, build_services
 
@@ -27,6 +32,32 @@ def open_services(cfg: AppConfig) -> Services:
     services = build_services(cfg)
     ensure_migrated(services.engine)
     return services
+
+
+def operator_name() -> str:
+    """Who runs the command, for the operation log: `cli:<login name>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name (e.g. a container user without a passwd entry)
+        return "cli"
+
+
+def log_command(cfg: AppConfig, action: str, details: Mapping[str, Any]) -> None:
+    """Record an operator command that changed the installation in the operation log."""
+    engine = create_db_engine(cfg.database, cfg.secrets)
+    try:
+        with transaction(create_session_factory(engine)) as session:
+            append_event(
+                session,
+                AuditRecord(
+                    action=action,
+                    occurred_at=SystemClock().now(),
+                    actor_name=operator_name(),
+                    details=details,
+                ),
+            )
+    finally:
+        engine.dispose()
 
 
 def raise_if_problems(problems: list[str]) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.common import config_path, load_cli_config
+from appliance.cli.common import config_path, load_cli_config, log_command
 from appliance.config import load_config
-from appliance.db import create_db_engine, ensure_migrated, migrate_database
+from appliance.db import create_db_engine, current_revision, ensure_migrated, migrate_database
 from appliance.errors import InvalidInput
 
 STARTER_CONFIG = """\
@@ -97,7 +97,12 @@ def check_config(ctx: click.Context, path: Path | None) -> None:
 def migrate(ctx: click.Context) -> None:
     """Apply pending database migrations."""
     cfg = load_cli_config(ctx)
-    revision = migrate_database(create_db_engine(cfg.database, cfg.secrets))
+    engine = create_db_engine(cfg.database, cfg.secrets)
+    before = current_revision(engine)
+    revision = migrate_database(engine)
+    engine.dispose()
+    if revision != before:
+        log_command(cfg, "ops.migrated", {"from": before, "to": revision})
     click.echo(f"database schema at revision {revision}")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from appliance.cli.common import config_path, load_cli_config
+from appliance.cli.common import config_path, load_cli_config, log_command
 from appliance.clock import SystemClock
 from appliance.ops import create_backup, restore_backup
 
@@ -28,6 +28,12 @@ def backup(ctx: click.Context, output: Path) -> None:
     """
     cfg = load_cli_config(ctx)
     summary = create_backup(cfg, config_path(ctx), output, SystemClock())
+    details = {
+        "archive": summary.archive.name,
+        "sha256": summary.archive_sha256,
+        "schema": summary.schema_revision,
+    }
+    log_command(cfg, "ops.backup_written", details)
     click.echo(
         f"wrote {summary.archive} ({summary.database_backend}, schema {summary.schema_revision}, "
         f"{summary.blob_count} documents)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import click
 from sqlalchemy.orm import Session
 
 from appliance.audit import AuditRecord, append_event
-from appliance.cli.common import load_cli_config, open_services
+from appliance.cli.common import load_cli_config, open_services, operator_name
 from appliance.db import transaction
 from appliance.errors import ConfigError
 from appliance.models.enums import CertificateKind, RevocationReason
@@ -81,13 +80,6 @@ def crl(ctx: click.Context, root: bool) -> None:
         click.echo(f"CRL number {current.number}, next update {current.next_update:%Y-%m-%d %H:%M} UTC")
 
 
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):  # no login name (e.g. a container user without a passwd entry)
-        return "cli"
-
-
 def _log_change(
     session: Session,
     pki_ctx: PkiContext,
@@ -117,7 +109,7 @@ def _log_change(
         AuditRecord(
             action=action,
             occurred_at=pki_ctx.now(),
-            actor_name=_operator(),
+            actor_name=operator_name(),
             object_type="crl" if isinstance(target, Crl) else "certificate",
             object_id=str(target.id),
             details=details,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,8 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from appliance import __version__
+from appliance.config import load_config
+from appliance.db import create_db_engine, create_session_factory, head_revision
+from appliance.models import AuditEvent
 
 
 def appliance(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -149,3 +154,16 @@ def test_serve_runs_gunicorn_workers_and_aggregates_metrics(served_site: tuple[s
     ]
     # Whichever worker answers /metrics, it reports all 40 requests of every worker.
     assert readyz_lines and float(readyz_lines[0].split()[-1]) == 40.0
+
+
+def test_migrate_records_a_schema_change_once(tmp_path: Path) -> None:
+    appliance("init", "--dir", str(tmp_path / "site"))
+    config = tmp_path / "site" / "config.yaml"
+    first = appliance("--config", str(config), "migrate")
+    assert first.returncode == 0, first.stderr
+    again = appliance("--config", str(config), "migrate")  # nothing to apply: nothing to record
+    assert again.returncode == 0, again.stderr
+    cfg = load_config(config)
+    with create_session_factory(create_db_engine(cfg.database, cfg.secrets))() as session:
+        logged = session.scalars(select(AuditEvent).where(AuditEvent.action == "ops.migrated")).all()
+    assert [json.loads(e.details) for e in logged] == [{"from": None, "to": head_revision()}]

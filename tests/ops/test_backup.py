@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import secrets
 import sqlite3
 import tarfile
@@ -22,6 +23,7 @@ from appliance.config import AppConfig, load_config
 from appliance.db import create_db_engine, create_session_factory, head_revision, migrate_database
 from appliance.errors import Conflict, InvalidInput
 from appliance.models import (
+    AuditEvent,
     Contract,
     ContractState,
     DocumentVersion,
@@ -267,6 +269,10 @@ def test_cli_backup_and_restore(tmp_path: Path) -> None:
     result = runner.invoke(main, ["--config", str(config_path), "backup", "-o", str(tmp_path / "a.tar.gz")])
     assert result.exit_code == 0, result.output
     assert "1 documents" in result.output and "sha256 " in result.output
+    archive_sha256 = result.output.split("sha256 ", 1)[1].split()[0]
+    with create_session_factory(create_db_engine(cfg.database))() as session:
+        [logged] = session.scalars(select(AuditEvent).where(AuditEvent.action == "ops.backup_written")).all()
+    assert json.loads(logged.details)["sha256"] == archive_sha256 and logged.actor_name.startswith("cli")
 
     target_path, target_cfg = write_instance(tmp_path / "restored", f"sqlite:///{tmp_path}/restored/app.db")
     bad = tmp_path / "bad.tar.gz"
