@@ -467,6 +467,7 @@ def profile_sign_calls(site: Site, pdf: bytes, contracts: int) -> dict[str, dict
     from pyinstrument import Profiler
 
     from appliance.web import create_app
+    from appliance.web.after_response import wait_for_work_left
 
     crew = site.crews[0]
     prepared = prepare(site, crew, pdf, [f"Profiled agreement {i}" for i in range(2 * contracts)])
@@ -497,6 +498,9 @@ def profile_sign_calls(site: Site, pdf: bytes, contracts: int) -> dict[str, dict
                 raise RuntimeError(
                     f"profiled sign answered {response.status_code}: {response.get_data(True)}"
                 )
+    # the test client leaves certificates of completion to this process's background thread:
+    # let them finish before the site (its database and blobs) is torn down
+    wait_for_work_left()
     result = {}
     for last, profiler in profilers.items():
         session = profiler.last_session
