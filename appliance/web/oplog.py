@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Flask, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -19,6 +18,7 @@ from wtforms.validators import Length, NumberRange, Optional
 from appliance.audit.browse import LogEntry, LogFilter
 from appliance.web.auth.principal import client_info, page_principal
 from appliance.web.context import current_services
+from appliance.web.dates import end_of, start_of
 from appliance.web.files import attachment_disposition
 from appliance.workflow.oplog import LOG_READERS, browse_log, export_log
 
@@ -90,14 +90,9 @@ def _filter(form: LogFilterForm) -> LogFilter:
         action=(form.action.data or "").strip() or None,
         actor=(form.actor.data or "").strip() or None,
         contract_id=form.contract.data,
-        since=_start_of(form.since.data),
-        # "until" is inclusive on the page: everything before the next day
-        until=_start_of(form.until.data + timedelta(days=1) if form.until.data else None),
+        since=start_of(form.since.data),
+        until=end_of(form.until.data),
     )
-
-
-def _start_of(day: date | None) -> datetime | None:
-    return datetime.combine(day, time.min, tzinfo=UTC) if day is not None else None
 
 
 def _csv(entries: Iterable[LogEntry]) -> Iterator[bytes]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-
 from flask import g, render_template, request
 from werkzeug.datastructures import MultiDict
 
@@ -11,6 +9,7 @@ from appliance.models import ContractState
 from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
 from appliance.web.contracts.forms import FilterForm
+from appliance.web.dates import end_of, start_of
 from appliance.workflow.queries import ContractFilter, ListRole, list_contracts
 from appliance.workflow.todo import list_todo
 
@@ -39,13 +38,8 @@ def _filter(form: FilterForm) -> ContractFilter:
     return ContractFilter(
         state=ContractState(form.state.data) if form.state.data else None,
         role=ListRole(form.role.data),
-        created_from=_start_of(form.created_from.data),
-        # the form's "until" is inclusive: everything created before the next day
-        created_to=_start_of(form.created_to.data + timedelta(days=1) if form.created_to.data else None),
+        created_from=start_of(form.created_from.data),
+        created_to=end_of(form.created_to.data),
         title=(form.title.data or "").strip() or None,
         party=(form.party.data or "").strip() or None,
     )
-
-
-def _start_of(day: date | None) -> datetime | None:
-    return datetime.combine(day, time.min, tzinfo=UTC) if day is not None else None
