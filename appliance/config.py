@@ -328,6 +328,8 @@ class RetentionConfig(_Section):
     """Withdrawn, rejected and expired contracts are deleted this long after that state."""
     archive_after_months: int = Field(60, ge=60)
     """Completed, voided and ended contracts are archived this long after signing (>= 5 years)."""
+    notice_days: int = Field(30, ge=1, le=365)
+    """The initiator and parties are told this long before a deletion, so they can download."""
 
 
 class LocaleConfig(_Section):

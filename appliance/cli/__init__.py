@@ -54,6 +54,10 @@ COMMANDS = {
         "appliance.cli.log:log_checkpoint_command",
         "Sign the operation log's current head with the appliance's HSM key.",
     ),
+    "retention": LazyCommand(
+        "appliance.cli.retention:retention",
+        "Retention: delete expired drafts and closed contracts, archive completed ones.",
+    ),
     "contracts": LazyCommand(
         "appliance.cli.contracts:contracts", "Contracts: list them, show one, verify its evidence."
     ),

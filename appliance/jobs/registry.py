@@ -17,6 +17,7 @@ from appliance.workflow.certificates import notify_renewals_due
 from appliance.workflow.closing import expire_and_remind
 from appliance.workflow.completion import issue_missing_completion_certificates
 from appliance.workflow.idempotency import purge_expired as purge_idempotent_results
+from appliance.workflow.retention import sweep_retention
 from appliance.workflow.seals import notify_seal_renewals_due
 from appliance.workflow.sweep import sweep_unreferenced_blobs
 
@@ -81,6 +82,14 @@ def certificate_renewals_job(services: Services) -> str:
     return f"told {people} holders and the admins of {seals} seals that a certificate is due for renewal"
 
 
+def retention_job(services: Services) -> str:
+    report = sweep_retention(services.workflow)
+    return (
+        f"told the people of {report.notified} contracts of their deletion, deleted {report.deleted} "
+        f"({report.blobs_removed} files), archived {report.archived}"
+    )
+
+
 def sweep_blobs_job(services: Services) -> str:
     report = sweep_unreferenced_blobs(services.workflow)
     return f"removed {report.removed} unreferenced blobs, kept {report.kept}"
@@ -107,6 +116,8 @@ def default_jobs(services: Services) -> list[Job]:
     if services.mailer is not None:
         # as often as the timer fires: notices should not wait
         jobs.append(Job("mail-delivery", timedelta(minutes=1), deliver_mail_job))
+    # periods are counted in months and people are told a month ahead: once a day is plenty
+    jobs.append(Job("retention", timedelta(hours=24), retention_job))
     # what a crash between storing a blob and committing leaves is only wasted room: no hurry
     jobs.append(Job("blob-sweep", timedelta(hours=6), sweep_blobs_job))
     return jobs

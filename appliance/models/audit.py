@@ -21,7 +21,8 @@ class AuditEvent(Base):
     actor_name: Mapped[str | None] = mapped_column(String(200))
     object_type: Mapped[str | None] = mapped_column(String(50))
     object_id: Mapped[str | None] = mapped_column(String(100))
-    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
+    contract_id: Mapped[int | None] = mapped_column(index=True)
+    """The contract concerned; not a foreign key, since the log outlives deleted contracts."""
     client_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(400))
     details: Mapped[str] = mapped_column(Text, default="{}")

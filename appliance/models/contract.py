@@ -32,6 +32,8 @@ class Contract(Base):
     voids_contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
     """Set on a voiding agreement: the completed contract it voids once all its parties sign."""
     last_reminder_at: Mapped[datetime | None]
+    deletion_noticed_at: Mapped[datetime | None]
+    """When its people were told of its deletion under the retention rules (workflow.retention)."""
     completion_sha256: Mapped[str | None] = mapped_column(String(64))
     """The signed certificate of completion in the blob store, once completed."""
     evidence_last_seq: Mapped[int] = mapped_column(default=0)

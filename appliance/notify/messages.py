@@ -179,6 +179,19 @@ _TEXTS: dict[str, dict[str, _Texts]] = {
             "同意数字证书协议。",
         ),
     },
+    "contract_deletion_due": {
+        "en": _Texts(
+            "To be deleted on {deletes_on}: {title}",
+            'Hello {name},\n\nThe retention period of "{title}" has run out: the appliance deletes it, '
+            "with its documents and evidence, on {deletes_on}. Deletion cannot be undone.\n\n"
+            "Download what you need to keep before then: {link}",
+        ),
+        CHINESE: _Texts(
+            "《{title}》将于 {deletes_on} 删除",
+            "{name}，您好：\n\n《{title}》的保存期限已满，平台将于 {deletes_on} 删除该合同及其文件和"
+            "证据，删除后无法恢复。\n\n如需保留，请在此之前下载：{link}",
+        ),
+    },
 }
 
 # facts stored as ISO 8601 text and shown as a time
@@ -187,6 +200,7 @@ _TIMES: dict[str, tuple[str, ...]] = {
     "contract_reminder": ("deadline",),
     "certificate_renewal_due": ("expires",),
     "seal_certificate_renewal_due": ("expires",),
+    "contract_deletion_due": ("deletes_on",),
 }
 
 _WHERE = {

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from appliance.audit.evidence import EvidenceReport, verify_evidence
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import InvalidInput, NotFound, Unavailable
+from appliance.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from appliance.models import (
     Contract,
     ContractState,
@@ -78,9 +78,11 @@ class ContractFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     title: str | None = None
+    """Contracts whose title contains this text (case-insensitive)."""
     party: str | None = None
     """Part of a party's name: a person or a seal (case-insensitive)."""
-    """Contracts whose title contains this text (case-insensitive)."""
+    archived: bool = False
+    """The archive (archive admins only) instead of the contracts in use."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def list_contracts(
                 deadline=row.deadline,
                 updated_at=row.updated_at,
                 your_turn=row.id in turn_ids,
+                archived_at=row.archived_at,
             )
             for row in rows[:limit]
         )
@@ -261,14 +264,26 @@ def operator_list(ctx: WorkflowContext, where: ContractFilter, *, limit: int) ->
         rows = session.scalars(query.order_by(Contract.id.desc()).limit(limit)).all()
         return tuple(
             ContractSummary(
-                r.id, r.title, r.state, _name(session, r.initiator_id), r.deadline, r.updated_at, False
+                r.id,
+                r.title,
+                r.state,
+                _name(session, r.initiator_id),
+                r.deadline,
+                r.updated_at,
+                False,
+                r.archived_at,
             )
             for r in rows
         )
 
 
 def _conditions(session: Session, user: User, where: ContractFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
+    if where.archived and Role.ARCHIVE_ADMIN not in user.role_set():
+        raise Forbidden("Only archive admins can see the archive.")
+    # an archived contract is in the archive list only, an archive admin's own ones too
+    conditions: list[ColumnElement[bool]] = [
+        Contract.archived_at.is_not(None) if where.archived else Contract.archived_at.is_(None)
+    ]
     if where.state is not None:
         conditions.append(Contract.state == where.state)
     if where.created_from is not None:

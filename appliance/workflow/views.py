@@ -93,6 +93,7 @@ class ContractSummary:
     deadline: datetime | None
     updated_at: datetime
     your_turn: bool
+    archived_at: datetime | None = None
 
 
 @dataclass(frozen=True)

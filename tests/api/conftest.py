@@ -34,8 +34,10 @@ from tests.fixtures.pdfs import make_pdf
 from tests.fixtures.smtp import SmtpServer
 
 PEOPLE = ("alice", "bob", "dave")
-"""alice: Finance, seal keeper and (here) org admin; bob: Sales, initiator; dave: Finance, auditor."""
+"""alice: Finance, seal keeper and (here) org admin; bob: Sales, initiator; dave: Finance, auditor
+and (here) archive admin."""
 ORG_ADMINS = "cn=finance-signers,ou=groups,dc=example,dc=org"
+ARCHIVISTS = "cn=auditors,ou=groups,dc=example,dc=org"
 MAX_UPLOAD = 256 * 1024
 """uploads.max_bytes here: small, so the size limits are cheap to test."""
 FIELD = {"page": 1, "x": 72, "y": 72, "width": 180, "height": 60}
@@ -168,7 +170,7 @@ def api_env(
         "directory": openldap_section(
             slapd,
             bind_password_file=str(bind_password),
-            role_groups={**OPENLDAP_ROLE_GROUPS, "org_admin": [ORG_ADMINS]},
+            role_groups={**OPENLDAP_ROLE_GROUPS, "org_admin": [ORG_ADMINS], "archive_admin": [ARCHIVISTS]},
         ),
         # the session's few people ask for codes from 127.0.0.1 far more often than staff
         # would; the throttle itself is tested in tests/workflow/test_codes.py

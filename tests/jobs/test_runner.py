@@ -126,6 +126,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "crl-refresh",
         "log-checkpoint",
         "certificate-renewals",
+        "retention",
         "blob-sweep",
     ]
     first = subprocess.run([*command, "run-due", "--force"], capture_output=True, text=True, timeout=120)
@@ -141,6 +142,10 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "contract-deadlines: done - expired 0, reminded 0, made 0 certificates of completion, "
         "purged 0 idempotent answers" in first.stdout
     )
+    assert (
+        "retention: done - told the people of 0 contracts of their deletion, deleted 0 (0 files), archived 0"
+        in first.stdout
+    )
     assert "blob-sweep: done - removed 0 unreferenced blobs, kept 0" in first.stdout
     again = subprocess.run([*command, "run-due"], capture_output=True, text=True, timeout=120)
     assert again.stdout.strip().splitlines() == [
@@ -149,6 +154,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "crl-refresh: not_due",
         "log-checkpoint: not_due",
         "certificate-renewals: not_due",
+        "retention: not_due",
         "blob-sweep: not_due",
     ]
     unknown = subprocess.run(
@@ -157,7 +163,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
     assert unknown.returncode == 2
     assert (
         "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh, log-checkpoint, "
-        "certificate-renewals, blob-sweep" in unknown.stderr
+        "certificate-renewals, retention, blob-sweep" in unknown.stderr
     )
 
 
@@ -165,6 +171,7 @@ def test_only_the_purge_deadline_and_sweep_jobs_without_hsm_or_directory(service
     assert [job.name for job in default_jobs(services)] == [
         "login-throttle-purge",
         "contract-deadlines",
+        "retention",
         "blob-sweep",
     ]
 

@@ -4,8 +4,8 @@ contracts they act on are set up through the REST API.
 
 The environment is the API tests' one (one per database and test process); each test makes
 the contracts it needs. Who is who (tests/fixtures/ldap/openldap.ldif): bob (Sales) starts
-contracts; alice (Finance) signs and keeps the Finance seals; dave (Finance, auditor) signs
-and cannot see Sales contracts he is no party to.
+contracts; alice (Finance) signs and keeps the Finance seals; dave (Finance, auditor and archive
+admin) signs and cannot see Sales contracts he is no party to until they are archived.
 """
 
 from __future__ import annotations

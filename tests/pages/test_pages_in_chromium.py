@@ -178,6 +178,11 @@ def test_the_pages_in_chinese(
     page.focus("#file")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "verify"
+    page.click("#logout")
+    _sign_in(page, base, "dave")  # the archive admin
+    page.click("#nav-archive")
+    assert page.locator("#archive-heading").inner_text() == "归档"
+    _shot(page, f"pages-archive-zh-{label}", width)
     assert errors == []
     context.close()
 

@@ -102,7 +102,7 @@ def _form_content(form: NewContractForm, upload: BinaryIO) -> dict[str, object]:
 
 
 @bp.get("/contracts")
-@spec.validate(resp=responses(200, ContractPageOut), tags=["contracts"], operation_id="list_contracts")
+@spec.validate(resp=responses(200, ContractPageOut, 403), tags=["contracts"], operation_id="list_contracts")
 def list_(query: ContractQuery) -> ContractPageOut:
     """Contracts you can see, newest first, a page at a time"""
     page = list_contracts(
@@ -115,6 +115,7 @@ def list_(query: ContractQuery) -> ContractPageOut:
             created_to=query.created_to,
             title=query.title,
             party=query.party,
+            archived=query.archived,
         ),
         cursor=query.cursor,
         limit=query.limit,

@@ -169,6 +169,9 @@ class ContractQuery(_Body):
     created_to: AwareDatetime | None = Field(None, description="Created before.")
     title: TitleSearch | None = Field(None, description="Part of the title (any case).")
     party: PartySearch | None = Field(None, description="Part of a party's name, person or seal (any case).")
+    archived: bool = Field(
+        False, description="List the archive instead (archive admins only; 403 for others)."
+    )
     cursor: Cursor | None = Field(None, description="`next_cursor` of the previous page.")
     limit: int = Field(20, ge=1, le=MAX_PAGE)
 
@@ -276,6 +279,7 @@ class ContractSummaryOut(BaseModel):
     deadline: AwareDatetime | None
     updated_at: AwareDatetime
     your_turn: bool
+    archived_at: AwareDatetime | None = Field(description="When it moved to the archive; null while in use.")
 
 
 class ContractPageOut(BaseModel):
@@ -457,6 +461,7 @@ def _summary_out(view: ContractSummary) -> ContractSummaryOut:
         deadline=view.deadline,
         updated_at=view.updated_at,
         your_turn=view.your_turn,
+        archived_at=view.archived_at,
     )
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from flask import Flask, g
 from flask_login import current_user
 
+from appliance.models import Role
 from appliance.notify import count_unread
 from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
-from appliance.web.contracts import contract, drafting, me, signing
+from appliance.web.contracts import archive, contract, drafting, me, signing
 from appliance.web.contracts.home import TODO_COUNT_KEY
 from appliance.web.contracts.labels import install_labels
 from appliance.workflow.todo import count_todo
@@ -28,6 +29,7 @@ def install_contract_pages(app: Flask) -> None:
     app.register_blueprint(signing.bp)
     app.register_blueprint(me.bp)
     app.register_blueprint(drafting.bp)
+    app.register_blueprint(archive.bp)
     install_labels(app)
     app.context_processor(_navigation)
 
@@ -45,4 +47,5 @@ def _navigation() -> dict[str, object]:
     return {
         "todo_count": counted if counted is not None else count_todo(services.workflow, user.principal),
         "unread_count": count_unread(services.sessions, user.principal.user_id),
+        "keeps_archive": Role.ARCHIVE_ADMIN in user.principal.roles,
     }

@@ -3,6 +3,9 @@ no CSRF token); every POST form carries Flask-WTF's CSRF token."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -19,8 +22,9 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
-from appliance.models import PartyKind, Routing
+from appliance.models import ContractState, PartyKind, Routing
 from appliance.web.contracts.labels import STATES
+from appliance.web.dates import end_of, start_of
 from appliance.workflow.certificates import Consent
 from appliance.workflow.closing import MAX_REASON
 from appliance.workflow.drafts import MAX_MESSAGE, MAX_TITLE
@@ -34,22 +38,46 @@ ROLE_CHOICES = [
 ]
 
 
-class FilterForm(FlaskForm):
-    class Meta:
-        csrf = False
+class _SearchForm(FlaskForm):
+    """The search fields of a contract list; each list adds its own choice of states."""
 
-    role = SelectField(_l("Show"), choices=ROLE_CHOICES, default=ListRole.ANY.value)
-    state = SelectField(
-        _l("State"),
-        choices=[SelectChoice("", _l("Any state"))]
-        + [SelectChoice(s.value, label) for s, label in STATES.items()],
-        default="",
-        validators=[Optional()],
-    )
+    class Meta:
+        csrf = False  # a GET form: it changes nothing
+
+    state: SelectField
+    """Set by each list, with the states it can hold."""
     created_from = DateField(_l("Created from"), validators=[Optional()])
     created_to = DateField(_l("Created until"), validators=[Optional()])
     title = StringField(_l("Title contains"), validators=[Optional(), Length(max=300)])
     party = StringField(_l("Party name contains"), validators=[Optional(), Length(max=200)])
+
+    def terms(self) -> dict[str, Any]:
+        """The ContractFilter arguments the fields give."""
+        return {
+            "state": ContractState(self.state.data) if self.state.data else None,
+            "created_from": start_of(self.created_from.data),
+            "created_to": end_of(self.created_to.data),
+            "title": (self.title.data or "").strip() or None,
+            "party": (self.party.data or "").strip() or None,
+        }
+
+
+def _state_field(states: Iterable[ContractState]) -> SelectField:
+    return SelectField(
+        _l("State"),
+        choices=[SelectChoice("", _l("Any state"))] + [SelectChoice(s.value, STATES[s]) for s in states],
+        default="",
+        validators=[Optional()],
+    )
+
+
+class FilterForm(_SearchForm):
+    role = SelectField(_l("Show"), choices=ROLE_CHOICES, default=ListRole.ANY.value)
+    state = _state_field(STATES)
+
+
+class ArchiveFilterForm(_SearchForm):
+    state = _state_field((ContractState.COMPLETED, ContractState.ENDED, ContractState.VOIDED))
 
 
 class ReasonForm(FlaskForm):

@@ -5,11 +5,9 @@ from __future__ import annotations
 from flask import g, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from appliance.models import ContractState
 from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
 from appliance.web.contracts.forms import FilterForm
-from appliance.web.dates import end_of, start_of
 from appliance.workflow.queries import ContractFilter, ListRole, list_contracts
 from appliance.workflow.todo import list_todo
 
@@ -35,11 +33,4 @@ def todo_page() -> str:
 
 
 def _filter(form: FilterForm) -> ContractFilter:
-    return ContractFilter(
-        state=ContractState(form.state.data) if form.state.data else None,
-        role=ListRole(form.role.data),
-        created_from=start_of(form.created_from.data),
-        created_to=end_of(form.created_to.data),
-        title=(form.title.data or "").strip() or None,
-        party=(form.party.data or "").strip() or None,
-    )
+    return ContractFilter(role=ListRole(form.role.data), **form.terms())

@@ -46,6 +46,8 @@ ACTIONS: dict[str, LazyString] = {
     "voided": _l("Voided"),
     "ended": _l("Ended"),
     "downloaded": _l("Downloaded"),
+    "deletion_announced": _l("Deletion announced"),
+    "archived": _l("Archived"),
 }
 
 PROBLEMS: dict[str, LazyString] = {

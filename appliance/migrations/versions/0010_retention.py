@@ -1,0 +1,36 @@
+"""retention: the log outlives the contracts it names; deletion notices are remembered
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-07
+
+A contract deleted under the retention rules leaves its records in the operation log (they
+are append-only) and a tombstone beside them, so the log's contract_id can no longer be a
+foreign key: it names contracts that may be gone. Contracts gain the time their people were
+told of a coming deletion, so each is told once and nothing is deleted untold.
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("fk_audit_events_contract_id_contracts"), type_="foreignkey")
+    with op.batch_alter_table("contracts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("deletion_noticed_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("contracts", schema=None) as batch_op:
+        batch_op.drop_column("deletion_noticed_at")
+    with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_foreign_key(
+            op.f("fk_audit_events_contract_id_contracts"), "contracts", ["contract_id"], ["id"]
+        )
