@@ -253,6 +253,9 @@ class PkiConfig(_Section):
     root_validity_years: int = Field(20, ge=1, le=50)
     issuing_validity_years: int = Field(10, ge=1, le=30)
     certificate_validity_days: int = Field(730, ge=1, le=3650)
+    tsa_validity_days: int | None = Field(None, ge=30, le=3650)
+    """Life of a timestamp authority certificate; None: until the issuing CA ends. A new one
+    is issued ahead of its end, so archive timestamps can be renewed with it in time."""
     crl_validity_hours: int = Field(24, ge=1, le=24 * 31)
 
 
@@ -330,6 +333,20 @@ class RetentionConfig(_Section):
     """Completed, voided and ended contracts are archived this long after signing (>= 5 years)."""
     notice_days: int = Field(30, ge=1, le=365)
     """The initiator and parties are told this long before a deletion, so they can download."""
+    timestamp_renew_days: int = Field(90, ge=7, le=1000)
+    """A finished contract's archive timestamp is renewed this long before a certificate it
+    relies on expires (PAdES B-LTA)."""
+    weak_digests: list[str] = ["md5", "sha1"]
+    """Digest algorithms no longer trusted: a timestamp made with one is renewed at once."""
+
+    @field_validator("weak_digests")
+    @classmethod
+    def _not_the_one_in_use(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        if "sha256" in names:
+            # every renewal would itself be weak, and renewed again the next day
+            raise ValueError("sha256 is what the appliance signs and timestamps with; it cannot be weak here")
+        return names
 
 
 class LocaleConfig(_Section):

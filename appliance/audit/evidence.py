@@ -86,8 +86,7 @@ def append_evidence(session: Session, contract: Contract, record: EvidenceRecord
     event.hash = _event_hash(event)
     contract.evidence_last_seq = event.seq
     contract.evidence_last_hash = event.hash
-    session.add(event)
-    session.flush()
+    session.add(event)  # written with the caller's next flush: a sweep appends hundreds at once
     return event
 
 

@@ -52,7 +52,7 @@ def canonical_details(details: Mapping[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-_HASHED = (
+HASHED_COLUMNS = (
     AuditEvent.occurred_at,
     AuditEvent.action,
     AuditEvent.actor_user_id,
@@ -71,19 +71,29 @@ _VERIFY_BATCH = 2000
 
 def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
     """The hash record `seq` must have, after `prev_hash`."""
-    return _hash(seq, prev_hash, [getattr(event, column.key) for column in _HASHED])
+    return hashlib.sha256(event_payload(seq, prev_hash, event)).hexdigest()
 
 
-def _hash(seq: int, prev_hash: str, fields: Sequence[Any]) -> str:
+def event_payload(seq: int, prev_hash: str, event: AuditEvent) -> bytes:
+    """What the hash of record `seq` covers: its seq, `prev_hash` and its columns, as JSON."""
+    return record_payload(seq, prev_hash, [getattr(event, column.key) for column in HASHED_COLUMNS])
+
+
+def record_payload(seq: int, prev_hash: str, fields: Sequence[Any]) -> bytes:
     occurred_at, *rest = fields
-    payload = json.dumps(
+    return json.dumps(
         [seq, prev_hash, occurred_at.isoformat(), *rest], separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    ).encode("utf-8")
 
 
 def append_event(session: Session, record: AuditRecord) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction."""
+    return append_events(session, [record])[0]
+
+
+def append_events(session: Session, records: Sequence[AuditRecord]) -> list[AuditEvent]:
+    """Append `records` to the chain in order, inside the caller's transaction, with one lock
+    of the head row and one write for all of them (a sweep logs hundreds at once)."""
     head = session.execute(
         select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
     ).scalar_one_or_none()
@@ -92,27 +102,30 @@ def append_event(session: Session, record: AuditRecord) -> AuditEvent:
             "The operation log cannot be written right now.",
             detail="the operation log's chain head row is missing: run `appliance migrate`",
         )
-    seq = head.last_seq + 1
-    event = AuditEvent(
-        seq=seq,
-        occurred_at=record.occurred_at,
-        action=record.action,
-        actor_user_id=record.actor_user_id,
-        actor_name=record.actor_name,
-        object_type=record.object_type,
-        object_id=record.object_id,
-        contract_id=record.contract_id,
-        client_address=record.client_address,
-        user_agent=(record.user_agent or "")[:400] or None,
-        details=canonical_details(record.details),
-        prev_hash=head.last_hash,
-    )
-    event.hash = event_hash(seq, head.last_hash, event)
-    head.last_seq = seq
-    head.last_hash = event.hash
-    session.add(event)
+    events = []
+    for record in records:
+        seq = head.last_seq + 1
+        event = AuditEvent(
+            seq=seq,
+            occurred_at=record.occurred_at,
+            action=record.action,
+            actor_user_id=record.actor_user_id,
+            actor_name=record.actor_name,
+            object_type=record.object_type,
+            object_id=record.object_id,
+            contract_id=record.contract_id,
+            client_address=record.client_address,
+            user_agent=(record.user_agent or "")[:400] or None,
+            details=canonical_details(record.details),
+            prev_hash=head.last_hash,
+        )
+        event.hash = event_hash(seq, head.last_hash, event)
+        head.last_seq = seq
+        head.last_hash = event.hash
+        events.append(event)
+    session.add_all(events)
     session.flush()
-    return event
+    return events
 
 
 def verify_chain(session: Session) -> list[ChainBreak]:
@@ -122,7 +135,7 @@ def verify_chain(session: Session) -> list[ChainBreak]:
     expected_seq = 1
     # plain rows, streamed in batches: memory stays flat however long the log is
     rows = session.execute(
-        select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash, *_HASHED)
+        select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash, *HASHED_COLUMNS)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=_VERIFY_BATCH)
     )
@@ -131,7 +144,7 @@ def verify_chain(session: Session) -> list[ChainBreak]:
             breaks.append(ChainBreak(seq, f"expected event {expected_seq}: events missing"))
         if linked_to != prev_hash:
             breaks.append(ChainBreak(seq, "does not link to the previous event"))
-        if _hash(seq, linked_to, fields) != stored_hash:
+        if hashlib.sha256(record_payload(seq, linked_to, fields)).hexdigest() != stored_hash:
             breaks.append(ChainBreak(seq, "content changed after it was written"))
         prev_hash = stored_hash
         expected_seq = seq + 1

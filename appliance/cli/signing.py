@@ -152,6 +152,10 @@ def _print_report(report: ValidationReport) -> None:
                 f"  timestamp:     {sig.timestamp.time.isoformat()} by {sig.timestamp.authority}"
                 + ("" if sig.timestamp.trusted else " (NOT trusted)")
             )
+        if sig.judged_at and sig.judged_at != report.validated_at:
+            click.echo(
+                f"  judged at:     {sig.judged_at.isoformat()} (proven by a later timestamp; expired since)"
+            )
         click.echo(f"  bytes intact:  {'yes' if sig.intact else 'NO'}")
         click.echo(f"  coverage:      {sig.coverage.value}; later changes: {sig.modification.value}")
         if sig.docmdp:

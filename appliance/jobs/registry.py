@@ -13,6 +13,7 @@ from appliance.notify import deliver_due_mail
 from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
+from appliance.workflow.archive_timestamps import renew_archive_timestamps
 from appliance.workflow.certificates import notify_renewals_due
 from appliance.workflow.closing import expire_and_remind
 from appliance.workflow.completion import issue_missing_completion_certificates
@@ -90,6 +91,12 @@ def retention_job(services: Services) -> str:
     )
 
 
+def archive_timestamps_job(services: Services) -> str:
+    report = renew_archive_timestamps(services.workflow)
+    renewed, failed = report.renewed, report.failed
+    return f"read {report.checked} due files, renewed {renewed} archive timestamps, {failed} failed"
+
+
 def sweep_blobs_job(services: Services) -> str:
     report = sweep_unreferenced_blobs(services.workflow)
     return f"removed {report.removed} unreferenced blobs, kept {report.kept}"
@@ -111,6 +118,8 @@ def default_jobs(services: Services) -> list[Job]:
         jobs.append(Job("log-checkpoint", timedelta(hours=1), log_checkpoint_job))
         # the notice says "within 30 days": a day late is still weeks early
         jobs.append(Job("certificate-renewals", timedelta(hours=24), certificate_renewals_job))
+        # renewals are due months ahead of any expiry; a day's delay changes nothing
+        jobs.append(Job("archive-timestamps", timedelta(hours=24), archive_timestamps_job))
     if services.directory is not None:
         jobs.append(Job("directory-sync", timedelta(hours=24), sync_directory_job))
     if services.mailer is not None:

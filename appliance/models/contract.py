@@ -34,7 +34,9 @@ class Contract(Base):
     last_reminder_at: Mapped[datetime | None]
     deletion_noticed_at: Mapped[datetime | None]
     """When its people were told of its deletion under the retention rules (workflow.retention)."""
-    completion_sha256: Mapped[str | None] = mapped_column(String(64))
+    timestamps_renew_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When a finished contract's archive timestamp is next renewed; None: not looked at yet."""
+    completion_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     """The signed certificate of completion in the blob store, once completed."""
     evidence_last_seq: Mapped[int] = mapped_column(default=0)
     evidence_last_hash: Mapped[str] = mapped_column(String(64), default="0" * 64)
@@ -93,14 +95,15 @@ class DocumentVersion(Base):
     contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
     """1 is the uploaded original; each signature adds the next number."""
-    sha256: Mapped[str] = mapped_column(String(64))
-    """Name of the blob in the content-addressed store."""
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    """Name of the blob in the content-addressed store (indexed: the sweeps ask who uses a blob)."""
     size: Mapped[int]
     filename: Mapped[str] = mapped_column(String(255))
     page_sizes: Mapped[str] = mapped_column(Text, default="[]")
     """JSON list of [width, height] in points per page, for placing fields."""
     produced_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"), index=True)
+    """Indexed: deleting a party checks that no version still names it."""
     created_at: Mapped[datetime]
 
     contract: Mapped[Contract] = relationship(back_populates="versions")

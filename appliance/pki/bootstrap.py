@@ -27,7 +27,7 @@ from appliance.pki.ca import (
 )
 from appliance.pki.crl import publish_crl
 from appliance.pki.errors import PkiNotInitialised
-from appliance.pki.issue import issue_appliance_certificate, issue_tsa_certificate
+from appliance.pki.issue import issue_appliance_certificate, issue_tsa_certificate, tsa_certificate_end
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,23 @@ def init_pki(session: Session, ctx: PkiContext) -> PkiSummary:
         publish_crl(session, ctx, CertificateKind.ROOT_CA)
         publish_crl(session, ctx, CertificateKind.ISSUING_CA)
     return PkiSummary(root=root, issuing=issuing, tsa=tsa, appliance=appliance, created=tuple(created))
+
+
+def renew_tsa_ahead(session: Session, ctx: PkiContext, needed_until: datetime) -> Certificate | None:
+    """A new TSA certificate when the active one ends before `needed_until` and a new one
+    would end later (archive timestamps made with it must outlast the ones they renew).
+    The old certificate stays, for the tokens it signed. Flushes, never commits.
+
+    :raises PkiNotInitialised: no issuing CA yet.
+    :raises CaNotUsable: the issuing CA is expired, revoked or superseded.
+    """
+    tsa = active_certificate(session, CertificateKind.TSA)
+    if tsa is not None and tsa.not_after >= needed_until:
+        return None
+    issuer = load_material(session, CertificateKind.ISSUING_CA, ctx.now())
+    if tsa is not None and tsa_certificate_end(ctx, issuer.valid_until) <= tsa.not_after:
+        return None  # the issuing CA ends first: only a new CA helps (appliance pki init, once it has)
+    return issue_tsa_certificate(session, ctx)
 
 
 def export_pem(session: Session, directory: Path) -> list[Path]:

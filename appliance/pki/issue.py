@@ -133,6 +133,12 @@ def issue_certificate(
     return IssuedCertificate(row=row, certificate=cert, key=key)
 
 
+def tsa_certificate_end(ctx: PkiContext, issuer_end: datetime) -> datetime:
+    """When a TSA certificate issued now ends: its configured life, never past its issuer."""
+    days = ctx.config.pki.tsa_validity_days
+    return issuer_end if days is None else min(issuer_end, ctx.now() + timedelta(days=days))
+
+
 def issue_tsa_certificate(session: Session, ctx: PkiContext) -> Certificate:
     """A TSA key in the HSM with a certificate whose only EKU is timeStamping (critical, RFC 3161)."""
     now = ctx.now()
@@ -144,7 +150,7 @@ def issue_tsa_certificate(session: Session, ctx: PkiContext) -> Certificate:
         subject=ca_name(ctx, f"{ctx.config.pki.organisation} Time-Stamping Authority"),
         subject_key=spki,
         not_before=now - CLOCK_SKEW,
-        not_after=issuer.valid_until,
+        not_after=tsa_certificate_end(ctx, issuer.valid_until),
         extensions=certs.end_entity_extensions(
             spki,
             issuer_spki=issuer.certificate.public_key,

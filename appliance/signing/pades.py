@@ -231,7 +231,7 @@ def _sign_into(
     timestamper: TimeStamper | None,
     options: SignOptions,
 ) -> SignedDocument:
-    input_digest, size = _copy_hashed(source, output)
+    input_digest, size = copy_hashed(source, output)
     if size == 0:
         raise PdfRejected(RejectReason.EMPTY, "the file is empty (0 bytes); upload the PDF again")
     reader = open_strict_reader(output)
@@ -281,14 +281,7 @@ def _sign_into(
         reserve = _bytes_to_reserve(certificate, chain, timestamper is not None)
         asyncio.run(_sign(pdf_signer, writer, certificate, trust, context, reserve, now, input_digest, size))
 
-    # The first `size` bytes of the output are the copy hashed above (the update is appended
-    # after them), so the output's digest continues from that state over the new bytes only.
-    output_digest = input_digest.copy()
-    output.seek(size)
-    for chunk in iter(lambda: output.read(COPY_CHUNK), b""):
-        output_digest.update(chunk)
-    total = output.tell()
-    output.seek(0)
+    output_sha256, total = digest_appended(output, input_digest, size)
     if timestamper is None:
         level = PadesLevel.B_B
     else:
@@ -297,13 +290,26 @@ def _sign_into(
         field_name=field_name,
         signing_time=now,
         level=level,
-        sha256=output_digest.hexdigest(),
+        sha256=output_sha256,
         size=total,
         input=facts,
     )
 
 
-def _copy_hashed(source: BinaryIO, output: BinaryIO) -> tuple[hashlib._Hash, int]:
+def digest_appended(output: BinaryIO, input_digest: hashlib._Hash, input_size: int) -> tuple[str, int]:
+    """The sha256 and size of `output`, whose first `input_size` bytes are the copy that
+    `input_digest` hashed: an incremental update only appends, so the digest continues from
+    that state over the new bytes only. Leaves `output` at its start."""
+    output_digest = input_digest.copy()
+    output.seek(input_size)
+    for chunk in iter(lambda: output.read(COPY_CHUNK), b""):
+        output_digest.update(chunk)
+    total = output.tell()
+    output.seek(0)
+    return output_digest.hexdigest(), total
+
+
+def copy_hashed(source: BinaryIO, output: BinaryIO) -> tuple[hashlib._Hash, int]:
     """Copy all of `source` to the start of an emptied `output`, hashing the bytes as they pass."""
     digest = hashlib.sha256()
     output.seek(0)
@@ -429,7 +435,7 @@ def _digest_from_input(
     """Make pyHanko's byte-range digest continue from the input's digest instead of re-reading.
 
     The signed byte range is [0, /Contents start) + [/Contents end, EOF). Its first `input_size`
-    bytes are the input copied (and hashed) by `_copy_hashed`, which an incremental update
+    bytes are the input copied (and hashed) by `copy_hashed`, which an incremental update
     never rewrites, so the digest is the input's digest state updated over the appended bytes
     only: the same value pyHanko computes, without a second pass over the whole document.
     This replaces `fill` (hash, then fill in the CMS) on the one signature object of this

@@ -232,6 +232,9 @@ class SignatureFacts:
     valid: bool
     problems: list[str] = field(default_factory=list)
     """Stable codes of everything that makes the signature invalid."""
+    judged_at: datetime | None = None
+    """The time its certificates were judged at: the validation time, or the time a later
+    document timestamp proves it existed when they have expired since (PAdES-LTA)."""
 
 
 @dataclass(frozen=True)
@@ -305,31 +308,19 @@ def validate_pdf(
     dss_certs, dss_crls = _dss_material(reader)
     own = trust
     trust = trust.with_extra(dss_certs, dss_crls)
-    facts: list[SignatureFacts] = []
     last_regular = max(
         (i for i, sig in enumerate(embedded) if sig.sig_object_type != "/DocTimeStamp"), default=None
     )
-    # One context for the whole document, as pyHanko's own validator does: its caches of
-    # paths and checked CRLs then serve every signature, all validated at the same `now`.
-    context = trust.validation_context(moment=now)
-    for index, sig in enumerate(embedded):
-        later_signatures = len(embedded) - index - 1
-        facts.append(
-            _evaluate(
-                sig,
-                index + 1,
-                trust,
-                own,
-                context,
-                now,
-                certified=certified is not None,
-                file_size=file_size,
-                unaccounted_tail=tail,
-                is_last=index == len(embedded) - 1,
-                is_last_regular=index == last_regular,
-                later_signatures=later_signatures,
-            )
-        )
+    judge = _Judge(
+        embedded,
+        trust,
+        own,
+        certified=certified is not None,
+        file_size=file_size,
+        unaccounted_tail=tail,
+        last_regular=last_regular,
+    )
+    facts = judge.newest_first(now)[::-1]
     facts = _check_overlays(stream, reader, embedded, facts)
     for offset, name in enumerate(unreadable, start=len(facts) + 1):
         facts.append(_unreadable(offset, name, is_timestamp=False))
@@ -347,6 +338,68 @@ def validate_pdf(
         revisions=revisions,
         validated_at=now,
     )
+
+
+class _Judge:
+    """Every signature's facts, judged newest first (PAdES-LTA).
+
+    A valid document timestamp proves that everything before it existed at its time, so what
+    has expired since (a signer's certificate, the certificate of an older timestamp's
+    authority) is judged as it stood then. A revocation is never judged away like this: the
+    appliance's CRLs do not say whether a key was compromised before its revocation.
+    One validation context per time, as pyHanko's own validator does: its caches of paths and
+    checked CRLs then serve every signature judged at that time.
+    """
+
+    def __init__(
+        self,
+        embedded: list[EmbeddedPdfSignature],
+        trust: TrustMaterial,
+        own: TrustMaterial,
+        *,
+        certified: bool,
+        file_size: int,
+        unaccounted_tail: bool,
+        last_regular: int | None,
+    ) -> None:
+        self._embedded = embedded
+        self._trust, self._own = trust, own
+        self._certified, self._file_size, self._tail = certified, file_size, unaccounted_tail
+        self._last_regular = last_regular
+        self._contexts: dict[datetime, ValidationContext] = {}
+
+    def newest_first(self, now: datetime) -> list[SignatureFacts]:
+        judged: list[SignatureFacts] = []
+        proof: datetime | None = None
+        for index in reversed(range(len(self._embedded))):
+            facts = self._at(index, now)
+            if not facts.valid and proof is not None and facts.revocation is not Revocation.REVOKED:
+                then = self._at(index, proof)
+                facts = then if then.valid else facts
+            if facts.kind == "document_timestamp" and facts.valid and facts.timestamp is not None:
+                proof = facts.timestamp.time
+            judged.append(facts)
+        return judged
+
+    def _at(self, index: int, moment: datetime) -> SignatureFacts:
+        context = self._contexts.get(moment)
+        if context is None:
+            context = self._contexts[moment] = self._trust.validation_context(moment=moment)
+        facts = _evaluate(
+            self._embedded[index],
+            index + 1,
+            self._trust,
+            self._own,
+            context,
+            moment,
+            certified=self._certified,
+            file_size=self._file_size,
+            unaccounted_tail=self._tail,
+            is_last=index == len(self._embedded) - 1,
+            is_last_regular=index == self._last_regular,
+            later_signatures=len(self._embedded) - index - 1,
+        )
+        return replace(facts, judged_at=moment)
 
 
 def _evaluate(

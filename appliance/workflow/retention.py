@@ -31,7 +31,7 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from appliance.audit import AuditRecord, append_event
+from appliance.audit import AuditRecord, append_events
 from appliance.db import transaction
 from appliance.models import (
     Contract,
@@ -46,7 +46,7 @@ from appliance.models import (
 from appliance.notify import notify_user
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.notices import contract_link, notify_everyone
-from appliance.workflow.store import record
+from appliance.workflow.store import operation_record, record_evidence
 from appliance.workflow.sweep import referenced_blobs
 
 log = logging.getLogger(__name__)
@@ -158,24 +158,32 @@ def _notify(
     told = 0
     for ids in _batches(ctx, due_soon, batch):
         with _session(ctx, dry_run) as session:
+            logged = []
             for contract in _matching(session, ids, due_soon, lock=not dry_run):
                 deletes_on = max(rules.deletion_due(contract), rules.now + rules.notice)
                 seen(RetentionStep(Step.NOTIFY, contract.id, contract.state, deletes_on))
                 told += 1
                 if dry_run:
                     continue
-                _tell_deletion(ctx, session, contract, deletes_on)
+                # what this batch adds is written once, at its end, not before each read
+                with session.no_autoflush:
+                    _tell_deletion(ctx, session, contract, deletes_on)
                 contract.deletion_noticed_at = rules.now
-                record(
-                    session,
-                    contract,
-                    "deletion_announced",
-                    actor=None,
-                    client=None,
-                    now=rules.now,
-                    details={"deletes_on": deletes_on.isoformat()},
+                logged.append(
+                    _record(session, contract, "deletion_announced", rules.now, deletes_on=deletes_on)
                 )
+            if logged:
+                append_events(session, logged)
     return told
+
+
+def _record(
+    session: Session, contract: Contract, action: str, now: datetime, **facts: datetime
+) -> AuditRecord:
+    """The contract's evidence now; its operation log record returned, for one write per batch."""
+    details = {key: value.isoformat() for key, value in facts.items()}
+    record_evidence(session, contract, action, actor=None, client=None, now=now, details=details)
+    return operation_record(contract, action, actor=None, client=None, now=now, details=details)
 
 
 def _tell_deletion(ctx: WorkflowContext, session: Session, contract: Contract, deletes_on: datetime) -> None:
@@ -228,25 +236,24 @@ def _delete_rows(session: Session, contracts: Sequence[Contract], now: datetime)
         documents.setdefault(contract_id, []).append(sha256)
     blobs = {sha256 for _, sha256 in versions}
     blobs.update(c.completion_sha256 for c in contracts if c.completion_sha256)
-    for contract in contracts:
-        append_event(
-            session,
-            AuditRecord(
-                action="contract.deleted",
-                occurred_at=now,
-                actor_name="appliance",
-                object_type="contract",
-                object_id=str(contract.id),
-                contract_id=contract.id,
-                details={
-                    "reason": "retention",
-                    "state": contract.state.value,
-                    "created_at": contract.created_at.isoformat(),
-                    "state_changed_at": contract.state_changed_at.isoformat(),
-                    "documents": documents.get(contract.id, []),
-                },
-            ),
+    tombstones = [
+        operation_record(
+            contract,
+            "deleted",
+            actor=None,
+            client=None,
+            now=now,
+            details={
+                "reason": "retention",
+                "state": contract.state.value,
+                "created_at": contract.created_at.isoformat(),
+                "state_changed_at": contract.state_changed_at.isoformat(),
+                "documents": documents.get(contract.id, []),
+            },
         )
+        for contract in contracts
+    ]
+    append_events(session, tombstones)
     party_ids = select(Party.id).where(Party.contract_id.in_(ids)).scalar_subquery()
     # children first: the same order on SQLite and PostgreSQL, whatever their cascades
     for statement in (
@@ -281,6 +288,7 @@ def _archive(
     archived = 0
     for ids in _batches(ctx, due, batch):
         with _session(ctx, dry_run) as session:
+            logged = []
             for contract in _matching(session, ids, due, lock=not dry_run):
                 finished_at = contract.completed_at or contract.state_changed_at
                 seen(
@@ -295,7 +303,9 @@ def _archive(
                 if dry_run:
                     continue
                 contract.archived_at = rules.now
-                record(session, contract, "archived", actor=None, client=None, now=rules.now)
+                logged.append(_record(session, contract, "archived", rules.now))
+            if logged:
+                append_events(session, logged)
     return archived
 
 

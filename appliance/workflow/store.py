@@ -80,19 +80,31 @@ def log_operation(
 ) -> None:
     """The operation log's record of a contract's change (see `record`)."""
     append_event(
-        session,
-        AuditRecord(
-            action=f"contract.{action}",
-            occurred_at=now,
-            actor_user_id=actor.id if actor else None,
-            actor_name=actor.username if actor else "appliance",
-            object_type="contract",
-            object_id=str(contract.id),
-            contract_id=contract.id,
-            client_address=client.address if client else None,
-            user_agent=client.user_agent if client else None,
-            details=dict(details or {}),
-        ),
+        session, operation_record(contract, action, actor=actor, client=client, now=now, details=details)
+    )
+
+
+def operation_record(
+    contract: Contract,
+    action: str,
+    *,
+    actor: User | None,
+    client: ClientInfo | None,
+    now: datetime,
+    details: Mapping[str, Any] | None = None,
+) -> AuditRecord:
+    """What the operation log records of a contract's change, for `append_events` to write many."""
+    return AuditRecord(
+        action=f"contract.{action}",
+        occurred_at=now,
+        actor_user_id=actor.id if actor else None,
+        actor_name=actor.username if actor else "appliance",
+        object_type="contract",
+        object_id=str(contract.id),
+        contract_id=contract.id,
+        client_address=client.address if client else None,
+        user_agent=client.user_agent if client else None,
+        details=dict(details or {}),
     )
 
 

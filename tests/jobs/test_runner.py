@@ -126,6 +126,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "crl-refresh",
         "log-checkpoint",
         "certificate-renewals",
+        "archive-timestamps",
         "retention",
         "blob-sweep",
     ]
@@ -143,6 +144,9 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "purged 0 idempotent answers" in first.stdout
     )
     assert (
+        "archive-timestamps: done - read 0 due files, renewed 0 archive timestamps, 0 failed" in first.stdout
+    )
+    assert (
         "retention: done - told the people of 0 contracts of their deletion, deleted 0 (0 files), archived 0"
         in first.stdout
     )
@@ -154,6 +158,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
         "crl-refresh: not_due",
         "log-checkpoint: not_due",
         "certificate-renewals: not_due",
+        "archive-timestamps: not_due",
         "retention: not_due",
         "blob-sweep: not_due",
     ]
@@ -163,7 +168,7 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
     assert unknown.returncode == 2
     assert (
         "unknown job nope; jobs: login-throttle-purge, contract-deadlines, crl-refresh, log-checkpoint, "
-        "certificate-renewals, retention, blob-sweep" in unknown.stderr
+        "certificate-renewals, archive-timestamps, retention, blob-sweep" in unknown.stderr
     )
 
 

@@ -45,6 +45,12 @@ def test_bad_type_is_named(config_file: ConfigFileFactory) -> None:
     assert len(problems) == 1 and problems[0].startswith("server.port: ")
 
 
+def test_the_digest_in_use_cannot_be_declared_weak(config_file: ConfigFileFactory) -> None:
+    problems = _problems(config_file(retention={"weak_digests": ["sha1", "SHA256"]}))
+    assert len(problems) == 1 and problems[0].startswith("retention.weak_digests: ")
+    assert "sha256 is what the appliance signs and timestamps with" in problems[0]
+
+
 def test_several_problems_are_all_reported(config_file: ConfigFileFactory) -> None:
     path = config_file(server={"port": 0}, network={"allowed_networks": ["10.0.0.0/33"]})
     problems = _problems(path)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from appliance.auth.records import ClientInfo, Principal
-from appliance.clock import SystemClock
+from appliance.clock import Clock
 from appliance.config import load_config
 from appliance.db import create_db_engine, migrate_database
 from appliance.models import Organisation, PartyKind, Role, Routing, User, UserRole, UserSource
@@ -128,7 +128,8 @@ def workflow_factory(
 ) -> Iterator[Callable[..., WorkflowEnv]]:
     built: list[Services] = []
 
-    def build(db_url: str | None = None, **overrides: Any) -> WorkflowEnv:
+    def build(db_url: str | None = None, clock: Clock | None = None, **overrides: Any) -> WorkflowEnv:
+        """`clock`: the services' clock from the start (the PKI too); the real time by default."""
         base = tmp_path / f"wf-{len(built)}"
         (base / "blobs").mkdir(parents=True)
         secret = base / "session-secret"
@@ -146,10 +147,10 @@ def workflow_factory(
         (base / "config.yaml").write_text(yaml.safe_dump(raw))
         config = load_config(base / "config.yaml", environ={})
         migrate_database(create_db_engine(config.database))
-        services = build_services(config)
+        services = build_services(config, clock=clock)
         built.append(services)
         with services.sessions.begin() as session:
-            init_pki(session, make_context(services.custody, config, SystemClock()))
+            init_pki(session, make_context(services.custody, config, services.clock))
             org = Organisation(name="北京示例科技有限公司", code="example", created_at=datetime.now(UTC))
             session.add(org)
             session.flush()

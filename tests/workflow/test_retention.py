@@ -280,16 +280,18 @@ def test_a_crash_mid_sweep_leaves_each_contract_whole_and_the_rerun_finishes(
     sweep_retention(_at(env, months_after(start, 12)))
     deletion = _at(env, months_after(start, 12) + timedelta(days=31))
 
-    real_append = retention.append_event
-    calls = {"n": 0}
+    real_delete = retention.delete
+    contract_deletes = {"n": 0}
 
-    def crash_on_the_third(session: Any, record: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise _Crash("power cut")
-        return real_append(session, record)
+    def crash_before_the_second_batch_deletes_its_contracts(model: Any) -> Any:
+        # by then that batch has deleted its contracts' evidence, versions and parties
+        if model is Contract:
+            contract_deletes["n"] += 1
+            if contract_deletes["n"] == 2:
+                raise _Crash("power cut")
+        return real_delete(model)
 
-    monkeypatch.setattr(retention, "append_event", crash_on_the_third)
+    monkeypatch.setattr(retention, "delete", crash_before_the_second_batch_deletes_its_contracts)
     with pytest.raises(_Crash):
         sweep_retention(deletion, batch=2)
     with env.services.sessions() as session:
@@ -302,7 +304,7 @@ def test_a_crash_mid_sweep_leaves_each_contract_whole_and_the_rerun_finishes(
     assert all(env.services.blobs.exists(n) for cid in ids[2:] for n in blobs[cid])
     assert not any(env.services.blobs.exists(n) for cid in ids[:2] for n in blobs[cid])
 
-    monkeypatch.setattr(retention, "append_event", real_append)
+    monkeypatch.setattr(retention, "delete", real_delete)
     assert sweep_retention(deletion, batch=2).deleted == 3
     with env.services.sessions() as session:
         tombstones = session.scalars(

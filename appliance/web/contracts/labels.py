@@ -48,6 +48,7 @@ ACTIONS: dict[str, LazyString] = {
     "downloaded": _l("Downloaded"),
     "deletion_announced": _l("Deletion announced"),
     "archived": _l("Archived"),
+    "archive_timestamp_renewed": _l("Archive timestamp renewed"),
 }
 
 PROBLEMS: dict[str, LazyString] = {
