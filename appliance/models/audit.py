@@ -17,7 +17,8 @@ class AuditEvent(Base):
     """Position in the chain, 1-based, without gaps."""
     occurred_at: Mapped[datetime]
     action: Mapped[str] = mapped_column(String(100), index=True)
-    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    """Indexed: a person's own sign-ins are read from here (appliance.workflow.personal_data)."""
     actor_name: Mapped[str | None] = mapped_column(String(200))
     object_type: Mapped[str | None] = mapped_column(String(50))
     object_id: Mapped[str | None] = mapped_column(String(100))

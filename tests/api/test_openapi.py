@@ -23,11 +23,12 @@ from tests.api.conftest import ApiEnv
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-API_BLUEPRINTS = ("api.", "contracts_api.", "certificates_api.", "authenticator_api.")
+API_BLUEPRINTS = ("api.", "contracts_api.", "certificates_api.", "authenticator_api.", "personal_api.")
 EXPECTED = {
     ("get", "/api/v1/"),
     ("get", "/api/v1/authenticator"),
     ("get", "/api/v1/people"),
+    ("get", "/api/v1/me/personal-data"),
     ("post", "/api/v1/authenticator"),
     ("delete", "/api/v1/authenticator"),
     ("post", "/api/v1/authenticator/confirm"),

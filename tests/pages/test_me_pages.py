@@ -164,3 +164,29 @@ def test_renewal_is_refused_before_its_window_on_the_page_and_the_api(pages: Pag
         headers=pages.api.auth("alice"),
     )
     assert gone.status_code == 404
+
+
+def test_my_data_page_and_its_export_show_what_is_held_about_me(pages: PagesEnv) -> None:
+    contract = pages.contract([("alice", 1)], title=f"Data test {secrets.token_hex(3)}")
+    alice = pages.browser("alice")
+    account = alice.get("/account").get_data(as_text=True)
+    assert 'href="/me"' in account
+    page = alice.get("/me").get_data(as_text=True)
+    profile = page.split('id="profile"', 1)[1].split("</dl>", 1)[0]
+    assert "alice@example.org" in profile and "Finance" in profile
+    assert contract["title"] in page.split('id="my-contracts"', 1)[1]
+    assert "Signed in" in page.split('id="my-sign-ins"', 1)[1]  # this very sign-in
+    assert "bob@example.org" not in page
+
+    export = alice.get("/me/export.json")
+    assert export.status_code == 200 and export.mimetype == "application/json"
+    assert "attachment" in export.headers["Content-Disposition"]
+    data = export.get_json()
+    assert data["profile"]["username"] == "alice" and contract["id"] in {c["id"] for c in data["contracts"]}
+
+    api = pages.api.client().get("/api/v1/me/personal-data", headers=pages.api.auth("dave"))
+    assert api.status_code == 200, api.get_data(as_text=True)
+    assert api.get_json()["profile"]["username"] == "dave"
+    assert "alice@example.org" not in api.get_data(as_text=True)
+    in_chinese = pages.browser("alice", language="zh-CN").get("/me").get_data(as_text=True)
+    assert "我的数据" in in_chinese

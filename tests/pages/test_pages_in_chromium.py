@@ -183,6 +183,9 @@ def test_the_pages_in_chinese(
     page.click("#nav-archive")
     assert page.locator("#archive-heading").inner_text() == "归档"
     _shot(page, f"pages-archive-zh-{label}", width)
+    page.goto(f"{base}/me")
+    assert page.locator("#my-data-heading").inner_text() == "我的数据"
+    _shot(page, f"pages-my-data-zh-{label}", width)
     assert errors == []
     context.close()
 

@@ -11,7 +11,8 @@ foreign key: it names contracts that may be gone. Contracts gain the time their 
 told of a coming deletion, so each is told once and nothing is deleted untold, and the time
 their archive timestamp is next due for renewal (appliance.workflow.archive_timestamps).
 Blob names get indexes (the sweeps ask of each blob whether a row still uses it), and so
-does a version's party (deleting a contract's parties checks that no version names them).
+does a version's party (deleting a contract's parties checks that no version names them)
+and a log record's actor (a person's "Me" page lists their sign-ins).
 """
 
 from alembic import op
@@ -27,6 +28,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_constraint(op.f("fk_audit_events_contract_id_contracts"), type_="foreignkey")
+        batch_op.create_index(batch_op.f("ix_audit_events_actor_user_id"), ["actor_user_id"], unique=False)
     with op.batch_alter_table("contracts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("deletion_noticed_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("timestamps_renew_at", sa.DateTime(timezone=True), nullable=True))
@@ -47,6 +49,7 @@ def downgrade() -> None:
         batch_op.drop_column("timestamps_renew_at")
         batch_op.drop_column("deletion_noticed_at")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_events_actor_user_id"))
         batch_op.create_foreign_key(
             op.f("fk_audit_events_contract_id_contracts"), "contracts", ["contract_id"], ["id"]
         )

@@ -35,6 +35,7 @@ from appliance.workflow.certificates import (
     renew_personal_certificate,
     revoke_my_certificate,
 )
+from appliance.workflow.personal_data import export_my_personal_data, my_personal_data
 from appliance.workflow.verification import verify_document
 
 bp = Blueprint("me_pages", __name__)
@@ -52,8 +53,40 @@ class RevokeForm(FlaskForm):
     )
 
 
+SIGN_IN_LABELS = {
+    "auth.login": _l("Signed in"),
+    "auth.login_failed": _l("Sign-in refused"),
+    "auth.locked_out": _l("Sign-in blocked after failed attempts"),
+    "auth.logout": _l("Signed out"),
+}
+
+
 class VerifyForm(FlaskForm):
     file = FileField(_l("PDF file"), validators=[FileRequired()])
+
+
+@bp.get("/me")
+@login_required  # type: ignore[misc]
+def my_data() -> str:
+    principal = page_principal()
+    data = my_personal_data(current_services().workflow, principal)
+    labels = {action: str(label) for action, label in SIGN_IN_LABELS.items()}
+    return render_template(
+        "contracts/my_data.html", data=data, roles=sorted(principal.roles), sign_in_labels=labels
+    )
+
+
+@bp.get("/me/export.json")
+@login_required  # type: ignore[misc]
+def my_data_export() -> Response:
+    services = current_services()
+    data = export_my_personal_data(services.workflow, page_principal(), client_info())
+    filename = f"my-data-{services.clock.now():%Y%m%d}.json"
+    return Response(
+        data.to_json(),
+        mimetype="application/json",
+        headers={"Content-Disposition": attachment_disposition(filename)},
+    )
 
 
 @bp.get("/certificates")
