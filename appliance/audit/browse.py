@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
+from appliance.masking import mask_text
 from appliance.models import AuditEvent
 
 MAX_PAGE = 200
@@ -101,6 +102,7 @@ def _entry(row: AuditEvent) -> LogEntry:
         contract_id=row.contract_id,
         client_address=row.client_address,
         user_agent=row.user_agent,
-        details=row.details,
+        # auditors are not the people the records name
+        details=mask_text(row.details),
         hash=row.hash,
     )

@@ -32,6 +32,7 @@ from appliance.auth.records import ClientInfo, Principal
 from appliance.config import CodeChannel, CodesConfig
 from appliance.db import transaction
 from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
+from appliance.masking import mask_email
 from appliance.models import AuditEvent, TotpEnrolment, User
 from appliance.notify.channels import CodeContext, CodePurpose
 from appliance.notify.messages import CHINESE
@@ -43,7 +44,6 @@ from appliance.workflow.codes import (
     code_key,
     confirm_totp,
     enrol_totp,
-    mask_email,
     remove_totp,
 )
 from appliance.workflow.context import WorkflowContext

@@ -63,6 +63,7 @@ from sqlalchemy.orm import Session
 
 from appliance.config import CodeChannel, CodesConfig
 from appliance.errors import ConfigError, Conflict, InvalidInput, RateLimited
+from appliance.masking import mask_email
 from appliance.models import TotpEnrolment, VerificationCode
 
 log = logging.getLogger(__name__)
@@ -382,14 +383,6 @@ def remove_totp(session: Session, user_id: int) -> bool:
     session.flush()
     log.info("authenticator app removed for user %s", user_id)
     return True
-
-
-def mask_email(address: str) -> str:
-    """The address as shown on the page, enough for its holder to recognise it: l***@example.com."""
-    local, at, domain = address.rpartition("@")
-    if not at or not local:
-        return "***"
-    return f"{local[0]}***@{domain}"
 
 
 def _check_throttle(session: Session, who: ColumnElement[bool], limit: int, now: datetime) -> None:

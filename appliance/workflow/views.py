@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from appliance.masking import mask_values
 from appliance.models import (
     Contract,
     ContractState,
@@ -148,7 +149,8 @@ def evidence_view(event: EvidenceEvent) -> EvidenceView:
         actor_name=event.actor_name,
         client_address=event.client_address,
         user_agent=event.user_agent,
-        details=json.loads(event.details),
+        # shown to every party and reader of the contract, not only the person a fact names
+        details=mask_values(json.loads(event.details)),
         hash=event.hash,
         prev_hash=event.prev_hash,
     )

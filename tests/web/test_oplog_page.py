@@ -117,3 +117,18 @@ def test_the_log_fits_a_phone(admin_app: Flask, live_server: Callable[[Flask], s
     finally:
         page.close()
     assert errors == []
+
+
+PERSONAL = {"phone": "13812341234", "email": "zhang.wei@corp.example", "id_number": "110101199003071234"}
+
+
+def test_the_log_shows_auditors_no_unmasked_contact_data_or_id_numbers(admin_app: Flask) -> None:
+    _add_events(admin_app, 1, action="auth.login_failed", details={"username": PERSONAL["email"], **PERSONAL})
+    client = admin_app.test_client()
+    sign_in(client)
+    page = client.get("/audit/log?action=auth.login_failed").get_data(as_text=True)
+    exported = client.get("/audit/log.csv?action=auth.login_failed").get_data(as_text=True)
+    for shown in (html.unescape(page), exported):
+        assert "138****1234" in shown and "z***@corp.example" in shown and "110***********1234" in shown
+        for raw in PERSONAL.values():
+            assert raw not in shown

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from sqlalchemy import select
 
 from appliance.audit import AuditRecord, append_event
 from appliance.models import AuditEvent, Contract
+from appliance.workflow import queries
 from appliance.workflow.personal_data import export_my_personal_data, my_personal_data
-from tests.workflow.conftest import CLIENT
+from appliance.workflow.store import record
+from appliance.workflow.verification import verify_document
+from tests.workflow.conftest import CLIENT, party_id
 
 
 def test_my_data_holds_my_profile_certificates_contracts_and_sign_ins_only(workflow_factory) -> None:
@@ -56,3 +60,29 @@ def test_my_data_holds_my_profile_certificates_contracts_and_sign_ins_only(workf
             select(AuditEvent).where(AuditEvent.action == "personal_data.exported")
         ).one()
     assert logged.actor_user_id == alice.user_id and logged.client_address == CLIENT.address
+
+
+def test_evidence_and_verification_reports_mask_other_peoples_contact_data(workflow_factory) -> None:
+    env = workflow_factory()
+    view = env.start([("alice", 1)])
+    env.sign("alice", view.id, party_id(view, "张伟"))
+    with env.services.sessions.begin() as session:
+        contract = session.get(Contract, view.id)
+        record(
+            session,
+            contract,
+            "reminded",
+            actor=None,
+            client=None,
+            now=env.services.clock.now(),
+            details={"note": "call 张伟 on 13812341234 or alice@example.com"},
+        )
+    evidence = queries.contract_evidence(env.ctx, env.people["initiator"], view.id)
+    shown = json.dumps([e.details for e in evidence], ensure_ascii=False)
+    assert "138****1234" in shown and "a***@example.com" in shown
+    assert "13812341234" not in shown and "alice@example.com" not in shown
+
+    signed = env.services.blobs.get(queries.operator_show(env.ctx, view.id).versions[-1].sha256)
+    report = verify_document(env.ctx, env.people["bob"], io.BytesIO(signed))
+    subjects = json.dumps(report.to_json(), ensure_ascii=False)
+    assert "a***@example.com" in subjects and "alice@example.com" not in subjects
