@@ -171,7 +171,7 @@ def contract_with(api: requests.Session, url: str, pdf: bytes, usernames: list[s
     """A contract out for signing to `usernames`, made through the API as an integration would."""
     created = api.post(
         f"{url}/api/v1/contracts",
-        data={"title": title, "routing": "parallel"},
+        data={"title": title, "routing": "parallel", "not_excluded": "true"},
         files={"file": ("bench.pdf", pdf, "application/pdf")},
         timeout=120,
     )

@@ -128,7 +128,7 @@ def prepare(site: Site, crew: Crew, pdf: bytes, titles: list[str]) -> list[list[
             "POST",
             "/contracts",
             201,
-            data={"title": title, "routing": "parallel"},
+            data={"title": title, "routing": "parallel", "not_excluded": "true"},
             files={"file": ("supply-agreement.pdf", pdf, "application/pdf")},
         )
         contract_id = created["id"]

@@ -55,6 +55,9 @@ MAX_SEALS = 500
 class NewContract:
     title: str
     filename: str
+    not_excluded: bool
+    """The initiator confirms the document is none of the kinds the law keeps from electronic
+    signing (EXCLUDED_KINDS); without it no contract is started."""
     routing: Routing = Routing.SEQUENTIAL
     message: str | None = None
     deadline: datetime | None = None
@@ -114,6 +117,14 @@ def find_people(
     ]
 
 
+EXCLUDED_KINDS = (
+    "personal relations: marriage, adoption, inheritance",
+    "stopping a supply of water, heat, gas or power",
+)
+"""What the Electronic Signature Law (art. 3) keeps from electronic signing, as the
+initiator's confirmation names it; the evidence records that it was confirmed."""
+
+
 def create_contract(
     ctx: WorkflowContext,
     principal: Principal,
@@ -150,6 +161,11 @@ def _create(
     idempotency: IdempotencyKey | None,
 ) -> ContractView:
     now = ctx.clock.now()
+    if not spec.not_excluded:
+        raise InvalidInput(
+            "Confirm that the document is not one the law keeps from electronic signing "
+            "(marriage, adoption, inheritance; stopping water, heat, gas or power supply)."
+        )
     title = _text(spec.title, "title", MAX_TITLE)
     message = _optional_text(spec.message, "message", MAX_MESSAGE)
     deadline = _deadline(ctx, spec.deadline, now)
@@ -187,7 +203,12 @@ def _create(
             )
         )
         session.flush()
-        details = {"sha256": sha256, "size": facts.size, "pages": facts.page_count}
+        details: dict[str, object] = {
+            "sha256": sha256,
+            "size": facts.size,
+            "pages": facts.page_count,
+            "confirmed_not_excluded": list(EXCLUDED_KINDS),
+        }
         if facts.removed:
             details["removed_from_upload"] = list(facts.removed)
         record(session, contract, "created", actor=user, client=client, now=now, details=details)

@@ -72,7 +72,7 @@ class ApiEnv:
         headers: dict[str, str] | None = None,
         **fields: str,
     ) -> TestResponse:
-        form: dict[str, Any] = {"title": "Supply agreement", **fields}
+        form: dict[str, Any] = {"title": "Supply agreement", "not_excluded": "true", **fields}
         form["file"] = (io.BytesIO(make_pdf() if pdf is None else pdf), filename, "application/pdf")
         return self.client().post(
             "/api/v1/contracts", data=form, headers={**self.auth(username), **(headers or {})}

@@ -238,11 +238,15 @@ def _pdf(data: bytes | None = None, name: str = "contract.pdf") -> tuple[io.Byte
         ({"title": "Not a PDF", "file": b"GIF89a\x01\x00"}, 422, "upload_not_pdf"),
         ({"title": "Empty", "file": b""}, 422, "upload_not_pdf"),
         ({"title": "Encrypted", "file": "encrypted"}, 422, "upload_encrypted"),
+        # the initiator's confirmation that the law allows signing it electronically
+        ({"title": "Not confirmed", "not_excluded": None, "file": "pdf"}, 400, "invalid_input"),
+        ({"title": "Excluded kind", "not_excluded": "false", "file": "pdf"}, 400, "invalid_input"),
     ],
 )
 def test_uploads_that_cannot_become_a_contract_are_refused(
     api_env: ApiEnv, form: dict[str, Any], status: int, code: str
 ) -> None:
+    form = {k: v for k, v in {"not_excluded": "true", **form}.items() if v is not None}
     if form.get("file") == "pdf":
         form = {**form, "file": _pdf()}
     elif form.get("file") == "encrypted":

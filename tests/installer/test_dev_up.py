@@ -108,7 +108,7 @@ def _code_mailed_to_a_colleague(base: str, dev_dir: Path, password: str) -> str:
     initiator, signer = token("zhang.wei"), token("li.na")
     created = requests.post(
         f"{base}/api/v1/contracts",
-        data={"title": "First contract"},
+        data={"title": "First contract", "not_excluded": "true"},
         files={"file": ("first.pdf", make_pdf(), "application/pdf")},
         headers=initiator,
         timeout=60,

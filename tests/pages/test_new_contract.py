@@ -38,6 +38,7 @@ def _upload(client: FlaskClient, data: bytes, title: str, name: str = "购销合
             "message": "请于本周内签署。",
             "deadline": DEADLINE.isoformat(),
             "routing": "sequential",
+            "not_excluded": "y",
             "attempt": attempt.group(1),
             "csrf_token": csrf_of(page),
         },
@@ -105,7 +106,13 @@ def test_a_refused_upload_is_said_in_words_and_the_same_form_twice_makes_one_dra
     )
     assert attempt
     pdf = make_pdf()
-    form = {"title": "Twice", "routing": "parallel", "attempt": attempt.group(1), "csrf_token": csrf_of(page)}
+    form = {
+        "title": "Twice",
+        "routing": "parallel",
+        "not_excluded": "y",
+        "attempt": attempt.group(1),
+        "csrf_token": csrf_of(page),
+    }
     first = bob.post(
         "/contracts/new",
         data={**form, "file": (io.BytesIO(pdf), "a.pdf")},
@@ -164,3 +171,31 @@ def test_a_draft_is_only_for_its_initiator(pages: PagesEnv) -> None:
     assert removed.status_code == 303
     assert 'id="no-parties"' in bob.get(f"/contracts/{cid}/edit").get_data(as_text=True)
     assert bob.post(f"/contracts/{cid}/send", data={}).status_code == 403  # no CSRF token
+
+
+def test_a_contract_starts_only_with_the_confirmation_that_the_law_allows_it(pages: PagesEnv) -> None:
+    bob = pages.browser("bob")
+    page = bob.get("/contracts/new").get_data(as_text=True)
+    assert 'id="not_excluded"' in page and "marriage, adoption or inheritance" in page
+    attempt = re.search(r'name="attempt"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="attempt"', page
+    )
+    assert attempt
+    refused = bob.post(
+        "/contracts/new",
+        data={
+            "file": (io.BytesIO(make_pdf()), "a.pdf"),
+            "title": "Unconfirmed",
+            "routing": "parallel",
+            "attempt": attempt.group(1),
+            "csrf_token": csrf_of(page),
+        },
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 400
+    assert "Confirm that the document may be signed electronically." in refused.get_data(as_text=True)
+    created = _upload(bob, make_pdf(), f"Confirmed {secrets.token_hex(3)}")
+    cid = int(re.search(r"/contracts/(\d+)/edit", created.headers["Location"]).group(1))  # type: ignore[union-attr]
+    evidence = pages.api.client().get(f"/api/v1/contracts/{cid}/evidence", headers=pages.api.auth("bob"))
+    created_event = evidence.get_json()["items"][0]
+    assert created_event["action"] == "created" and created_event["details"]["confirmed_not_excluded"]

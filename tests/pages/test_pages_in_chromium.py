@@ -51,6 +51,7 @@ def _upload(page: Any, base: str, pdf: Path, title: str, shot: Callable[[], None
     page.click("#new-contract")
     page.set_input_files("#file", str(pdf))
     page.fill("#title", title)
+    page.check("#not_excluded")
     shot()
     page.click("#create")
     page.wait_for_selector("#party-form")

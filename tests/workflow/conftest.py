@@ -89,7 +89,9 @@ class WorkflowEnv:
             self.ctx,
             initiator,
             CLIENT,
-            NewContract(title="供货合同 Supply contract", filename="supply.pdf", routing=routing),
+            NewContract(
+                title="供货合同 Supply contract", filename="supply.pdf", not_excluded=True, routing=routing
+            ),
             io.BytesIO(pdf or make_pdf(pages=2)),
         )
         for who, order in parties:

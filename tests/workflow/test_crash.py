@@ -276,7 +276,12 @@ class Contracts:
             self.env.ctx,
             initiator,
             CLIENT,
-            NewContract(title="Crash test contract", filename="crash.pdf", routing=Routing.SEQUENTIAL),
+            NewContract(
+                title="Crash test contract",
+                filename="crash.pdf",
+                not_excluded=True,
+                routing=Routing.SEQUENTIAL,
+            ),
             io.BytesIO(make_pdf(pages=2)),
         )
         parties = (

@@ -252,7 +252,7 @@ def test_a_document_another_contract_uses_is_kept(workflow_factory) -> None:
         env.ctx,
         env.people["initiator"],
         CLIENT,
-        drafts.NewContract(title="Same file", filename="s.pdf"),
+        drafts.NewContract(title="Same file", filename="s.pdf", not_excluded=True),
         io.BytesIO(pdf),
     )
     shared = _blob_names(env, old.id)

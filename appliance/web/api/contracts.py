@@ -85,6 +85,7 @@ def create(form: NewContractForm, headers: IdempotencyHeaders) -> tuple[Contract
         NewContract(
             title=form.title,
             filename=form.file.filename or "",
+            not_excluded=form.not_excluded,
             routing=form.routing,
             message=form.message,
             deadline=form.deadline,

@@ -117,6 +117,10 @@ class NewContractForm(_Body):
 
     file: UploadedFile
     title: Title
+    not_excluded: bool = Field(
+        description="Must be true: you confirm the document is none of the kinds the law keeps from "
+        "electronic signing (marriage, adoption, inheritance; stopping water, heat, gas or power supply)."
+    )
     routing: Routing = Routing.SEQUENTIAL
     message: Message | None = None
     deadline: AwareDatetime | None = Field(

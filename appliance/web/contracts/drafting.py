@@ -58,6 +58,8 @@ def new() -> Response:
                 error = problem_text(refused)
             else:
                 return redirect(url_for(".edit", contract_id=view.id), code=303)
+        elif form.not_excluded.errors:
+            error = str(form.not_excluded.errors[0])
         else:
             error = _("Choose a PDF and give the contract a title.")
     form.attempt.data = secrets.token_urlsafe(24)
@@ -75,6 +77,7 @@ def _create(form: NewContractForm) -> ContractView:
     spec = NewContract(
         title=form.title.data or "",
         filename=form.file.data.filename or "",
+        not_excluded=bool(form.not_excluded.data),
         routing=Routing(form.routing.data),
         message=form.message.data or None,
         deadline=deadline,

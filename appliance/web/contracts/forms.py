@@ -129,6 +129,13 @@ class NewContractForm(FlaskForm):
         ],
         default=Routing.SEQUENTIAL.value,
     )
+    not_excluded = BooleanField(
+        _l(
+            "This document is not one the law keeps from electronic signing: it is not about "
+            "marriage, adoption or inheritance, nor about stopping water, heat, gas or power supply."
+        ),
+        validators=[InputRequired(_l("Confirm that the document may be signed electronically."))],
+    )
     attempt = HiddenField(validators=[InputRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
     """A random id per form: a second submit of the same form gets the first draft back."""
 
