@@ -349,6 +349,11 @@ class RetentionConfig(_Section):
         return names
 
 
+class PrivacyConfig(_Section):
+    request_working_days: int = Field(15, ge=1, le=90)
+    """A request about personal data is answered within this many working days (Monday to Friday)."""
+
+
 class LocaleConfig(_Section):
     default: Literal["en", "zh_Hans_CN"] = "en"
 
@@ -383,6 +388,7 @@ class AppConfig(_Section):
     codes: CodesConfig = CodesConfig()
     contracts: ContractsConfig = ContractsConfig()
     retention: RetentionConfig = RetentionConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     locale: LocaleConfig = LocaleConfig()
     secrets: Secrets = Secrets()
 

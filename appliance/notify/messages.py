@@ -192,6 +192,18 @@ _TEXTS: dict[str, dict[str, _Texts]] = {
             "证据，删除后无法恢复。\n\n如需保留，请在此之前下载：{link}",
         ),
     },
+    "data_request_answered": {
+        "en": _Texts(
+            "Your request about your personal data has been answered",
+            "Hello {name},\n\nYour request about your personal data was answered: {outcome_text}.\n\n"
+            "{answer}\n\n{directory_text}See it on your My data page: {link}",
+        ),
+        CHINESE: _Texts(
+            "您关于个人信息的请求已答复",
+            "{name}，您好：\n\n您关于个人信息的请求已答复：{outcome_text}。\n\n{answer}\n\n"
+            "{directory_text}请在“我的数据”页面查看：{link}",
+        ),
+    },
 }
 
 # facts stored as ISO 8601 text and shown as a time
@@ -206,6 +218,16 @@ _TIMES: dict[str, tuple[str, ...]] = {
 _WHERE = {
     "en": {"account": "on your account", "address": "from the address {address}"},
     CHINESE: {"account": "您的账号", "address": "从地址 {address} "},
+}
+
+
+_OUTCOMES = {
+    "en": {"done": "done", "refused": "refused"},
+    CHINESE: {"done": "已办理", "refused": "未能办理"},
+}
+_DIRECTORY = {
+    "en": "Your profile comes from the company directory, so the correction itself is made there.\n\n",
+    CHINESE: "您的个人资料来自公司目录，更正需在目录中完成。\n\n",
 }
 
 
@@ -226,6 +248,9 @@ def render_message(kind: str, params: dict[str, Any], locale: str | None) -> Mes
     if "message" in params:
         values["note"] = f"{params['message']}\n\n" if params["message"] else ""
     values.setdefault("note", "")
+    if kind == "data_request_answered":
+        values["outcome_text"] = _OUTCOMES[language][params["outcome"]]
+        values["directory_text"] = _DIRECTORY[language] if params.get("directory") else ""
     if "scope" in params:
         values["where"] = _WHERE[language][params["scope"]].format(address=params.get("address", ""))
     return Message(texts.subject.format(**values), texts.body.format(**values))

@@ -21,6 +21,7 @@ from appliance.web.metrics import install_metrics
 from appliance.web.metrics_access import install_metrics_access
 from appliance.web.oplog import install_oplog_pages
 from appliance.web.pki import bp as pki_bp
+from appliance.web.privacy import install_privacy_pages
 from appliance.web.proxy import TrustedProxyMiddleware, parse_networks
 from appliance.web.roles import install_role_labels
 from appliance.web.security import install_security
@@ -78,5 +79,6 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     install_auth(app, services)
     install_contract_pages(app)
     install_oplog_pages(app)
+    install_privacy_pages(app)
     csrf.exempt(health.bp)
     return app

@@ -190,3 +190,18 @@ def test_my_data_page_and_its_export_show_what_is_held_about_me(pages: PagesEnv)
     assert "alice@example.org" not in api.get_data(as_text=True)
     in_chinese = pages.browser("alice", language="zh-CN").get("/me").get_data(as_text=True)
     assert "我的数据" in in_chinese
+
+
+def test_a_request_about_my_data_is_filed_from_the_my_data_page(pages: PagesEnv) -> None:
+    alice = pages.browser("alice")
+    text = f"Please correct my department {secrets.token_hex(3)}"
+    filed = post_form(alice, "/me", "/me/requests", kind="correction", text=text)
+    assert filed.status_code == 303 and filed.headers["Location"].endswith("/me#my-requests")
+    page = alice.get("/me").get_data(as_text=True)
+    assert "Your request was filed. It is answered by" in page
+    listed = page.split('id="my-request-list"', 1)[1].split("</ul>", 1)[0]
+    assert "Correct my data: open" in listed
+    refused = post_form(alice, "/me", "/me/requests", kind="correction", text="")
+    assert refused.status_code == 303
+    assert "Choose what you ask for and describe it." in alice.get("/me").get_data(as_text=True)
+    assert pages.browser("alice").get("/admin/data-requests").status_code == 403

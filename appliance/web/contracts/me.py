@@ -1,4 +1,5 @@
-"""My certificates (with the agreement to get one) and the Verify page for any PDF."""
+"""My data (and requests about it), my certificates (with the agreement to get one) and the
+Verify page for any PDF."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from appliance.web.context import current_services
 from appliance.web.contracts.forms import ConsentForm, consent_of
 from appliance.web.contracts.problems import problem_text, rejection_text
 from appliance.web.files import ID, allow_upload_body, attachment_disposition
+from appliance.web.privacy import DataRequestForm
 from appliance.workflow.certificates import (
     HolderReason,
     apply_personal_certificate,
@@ -35,6 +37,7 @@ from appliance.workflow.certificates import (
     renew_personal_certificate,
     revoke_my_certificate,
 )
+from appliance.workflow.data_requests import my_requests
 from appliance.workflow.personal_data import export_my_personal_data, my_personal_data
 from appliance.workflow.verification import verify_document
 
@@ -69,10 +72,17 @@ class VerifyForm(FlaskForm):
 @login_required  # type: ignore[misc]
 def my_data() -> str:
     principal = page_principal()
-    data = my_personal_data(current_services().workflow, principal)
+    workflow = current_services().workflow
+    data = my_personal_data(workflow, principal)
     labels = {action: str(label) for action, label in SIGN_IN_LABELS.items()}
     return render_template(
-        "contracts/my_data.html", data=data, roles=sorted(principal.roles), sign_in_labels=labels
+        "contracts/my_data.html",
+        data=data,
+        roles=sorted(principal.roles),
+        sign_in_labels=labels,
+        requests=my_requests(workflow, principal),
+        request_form=DataRequestForm(),
+        request_days=current_services().config.privacy.request_working_days,
     )
 
 
