@@ -22,7 +22,7 @@ from appliance.models.job import JobRun
 from appliance.models.notify import MailStatus, Notification
 from appliance.models.org import Organisation
 from appliance.models.pki import Certificate, CertificateConsent, Crl, HsmKey, Seal
-from appliance.models.privacy import DataRequest, DataRequestKind, DataRequestStatus
+from appliance.models.privacy import DataRequest, DataRequestKind, DataRequestStatus, PrivacyAcceptance
 from appliance.models.request_counter import RequestCounter
 from appliance.models.user import ApiToken, LoginThrottle, User, UserRole, UserSession
 
@@ -55,6 +55,7 @@ __all__ = [
     "Party",
     "PartyKind",
     "PartyStatus",
+    "PrivacyAcceptance",
     "RequestCounter",
     "RevocationReason",
     "Role",

@@ -41,3 +41,19 @@ class DataRequest(Base):
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     answer: Mapped[str | None] = mapped_column(Text)
     answered_by_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class PrivacyAcceptance(Base):
+    """A person's acceptance of one version of the privacy notice, as it was shown."""
+
+    __tablename__ = "privacy_acceptances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    version: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    """sha256 of the notice's text, in the language it was shown in."""
+    locale: Mapped[str] = mapped_column(String(20))
+    accepted_at: Mapped[datetime]
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(400))

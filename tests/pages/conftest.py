@@ -55,6 +55,7 @@ class PagesEnv:
             "/login", data={"username": username, "password": password_of(username), "csrf_token": token}
         )
         assert response.status_code == 303, response.get_data(as_text=True)
+        accept_privacy_notice(client)
         return client
 
     def contract(
@@ -143,6 +144,17 @@ class PagesEnv:
         codes = self.api.codes_mailed_to(EMAILS[username])
         assert codes, f"no code was mailed to {username}"
         return codes[-1]
+
+
+def accept_privacy_notice(client: FlaskClient) -> None:
+    """Accept the privacy notice, as a person does once at their first sign-in."""
+    page = client.get("/privacy").get_data(as_text=True)
+    if 'id="privacy-form"' not in page:
+        return  # accepted at an earlier sign-in
+    form = page.split('id="privacy-form"', 1)[1].split("</form>", 1)[0]
+    fields = dict(re.findall(r'name="(version|sha256|locale)"[^>]*value="([^"]+)"', form))
+    accepted = client.post("/privacy/accept", data={**fields, "agree": "y", "csrf_token": csrf_of(page)})
+    assert accepted.status_code == 303, accepted.get_data(as_text=True)
 
 
 def post_form(client: FlaskClient, page_path: str, action: str, **fields: str) -> TestResponse:

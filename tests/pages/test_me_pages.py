@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -10,7 +11,11 @@ import secrets
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from sqlalchemy import delete, select
 
+from appliance.db import transaction
+from appliance.models import PrivacyAcceptance, User
+from tests.api.conftest import password_of
 from tests.fixtures.pdfs import make_pdf
 from tests.pages.conftest import PagesEnv, csrf_of, post_form
 
@@ -205,3 +210,36 @@ def test_a_request_about_my_data_is_filed_from_the_my_data_page(pages: PagesEnv)
     assert refused.status_code == 303
     assert "Choose what you ask for and describe it." in alice.get("/me").get_data(as_text=True)
     assert pages.browser("alice").get("/admin/data-requests").status_code == 403
+
+
+def test_the_privacy_notice_comes_before_any_page_until_accepted(pages: PagesEnv) -> None:
+    with transaction(pages.api.services.sessions) as session:
+        dave = session.scalars(select(User.id).where(User.username == "dave")).one()
+        session.execute(delete(PrivacyAcceptance).where(PrivacyAcceptance.user_id == dave))
+    client = pages.api.client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    signed_in = client.post(
+        "/login",
+        data={
+            "username": "dave",
+            "password": password_of("dave"),
+            "csrf_token": csrf_of(client.get("/login").get_data(as_text=True)),
+        },
+    )
+    assert signed_in.status_code == 303
+    assert client.get("/account").status_code == 200  # signing out and freezing never wait for it
+    gated = client.get("/certificates")
+    assert gated.status_code == 303 and gated.headers["Location"].startswith("/privacy?next=/certificates")
+    notice = client.get(gated.headers["Location"]).get_data(as_text=True)
+    assert "隐私政策" in notice and 'id="privacy-form"' in notice
+    form = notice.split('id="privacy-form"', 1)[1].split("</form>", 1)[0]
+    found = re.search(r'<form[^>]*action="([^"]+)"[^>]*id="privacy-form"', notice)
+    assert found
+    action = html.unescape(found.group(1))
+    fields = dict(re.findall(r'name="(version|sha256|locale)"[^>]*value="([^"]+)"', form))
+    unticked = client.post(action, data={**fields, "csrf_token": csrf_of(notice)})
+    assert unticked.status_code == 303 and client.get("/certificates").status_code == 303
+    accepted = client.post(action, data={**fields, "agree": "y", "csrf_token": csrf_of(notice)})
+    assert accepted.status_code == 303 and accepted.headers["Location"] == "/certificates"
+    assert client.get("/certificates").status_code == 200
+    assert 'id="privacy-form"' not in client.get("/privacy").get_data(as_text=True)

@@ -43,6 +43,11 @@ def _sign_in(page: Any, base: str, username: str) -> None:
     page.fill("#password", password_of(username))
     page.click("#sign-in")
     page.wait_for_url(f"{base}/account")
+    page.goto(f"{base}/privacy")
+    if page.locator("#accept-privacy").count():  # the first sign-in: the notice, once
+        page.check("#agree")
+        page.click("#accept-privacy")
+        page.wait_for_url(f"{base}/account")
 
 
 def _upload(page: Any, base: str, pdf: Path, title: str, shot: Callable[[], None] = lambda: None) -> None:

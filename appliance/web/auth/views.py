@@ -27,7 +27,7 @@ def invalid_login_message() -> str:
     return _("The user name or password is incorrect, or the account cannot sign in.")
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     """`target` when it is a path on this site, else None.
 
     Browsers drop tabs and newlines from URLs and read a backslash as a slash (WHATWG URL),
@@ -98,7 +98,7 @@ def login() -> Response:
         session["locale"] = locale
     session.permanent = True
     login_user(SessionUser(result.principal, result.session_token), remember=False)
-    target = _safe_next(request.args.get("next")) or url_for("auth.account")
+    target = safe_next(request.args.get("next")) or url_for("auth.account")
     return redirect(target, code=303)
 
 
