@@ -6,13 +6,13 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,6 +70,12 @@ def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit when the block succeeds, roll back when it raises."""
     with sessions.begin() as session:
         yield session
+
+
+def rows_changed(session: Session, statement: Any, params: dict[str, Any] | None = None) -> int:
+    """Run an UPDATE or DELETE and return how many rows it changed: what makes a conditional
+    update an atomic claim (exactly one of two racing requests changes the row)."""
+    return cast(CursorResult[Any], session.execute(statement, params)).rowcount
 
 
 def _alembic_config(connection: Connection) -> AlembicConfig:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo
+from appliance.db import rows_changed
 from appliance.errors import Conflict, Forbidden, NotFound
 from appliance.models import ApiToken, Role, User, UserSession
 from appliance.notify import notify_user
@@ -108,7 +109,7 @@ def _check_lifter(admin: User) -> None:
 
 
 def _revoke(session: Session, table: type[UserSession] | type[ApiToken], user_id: int, now: datetime) -> int:
-    result = session.execute(
-        update(table).where(table.user_id == user_id, table.revoked_at.is_(None)).values(revoked_at=now)
+    return rows_changed(
+        session,
+        update(table).where(table.user_id == user_id, table.revoked_at.is_(None)).values(revoked_at=now),
     )
-    return int(getattr(result, "rowcount", 0) or 0)

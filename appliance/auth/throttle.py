@@ -52,13 +52,14 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, case, delete, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from appliance.config import AddressLimit
+from appliance.db import rows_changed
 from appliance.models import LoginThrottle
 
 ADDRESS_FACTOR = 4
@@ -190,7 +191,7 @@ def claim(session: Session, throttle: ThrottleKey, now: datetime, window: timede
     session.execute(insert, {"k": throttle.key, "t": now})
     times = {"t": now, "window_start": now - window, "memory_start": now - MEMORY}
     session.execute(_RESET_EXPIRED, {"k": throttle.key, **times})
-    if _rowcount(session, _GRANT, {"k": throttle.key, "limit": throttle.limit}):
+    if rows_changed(session, _GRANT, {"k": throttle.key, "limit": throttle.limit}):
         return None
     row = session.execute(_ROW, {"k": throttle.key}).one()
     # at the limit but not yet locked: attempts of other workers are still in flight
@@ -222,7 +223,7 @@ def record_failure(
         return None
     duration = min(lockout * 2 ** min(row.lockouts, MAX_LOCKOUT_DOUBLINGS), MAX_LOCK)
     # conditional, so two workers failing at once lock (and double) only once
-    locked = _rowcount(
+    locked = rows_changed(
         session,
         update(LoginThrottle)
         .where(
@@ -250,9 +251,4 @@ def purge_expired(session: Session, now: datetime, window: timedelta) -> int:
             or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until <= now - MEMORY),
         ),
     )
-    return _rowcount(session, delete(LoginThrottle).where(not_locked, window_over, history_over))
-
-
-def _rowcount(session: Session, statement: Any, params: dict[str, Any] | None = None) -> int:
-    # an UPDATE answers with a CursorResult, whose rowcount is what makes the claim atomic
-    return cast(CursorResult[Any], session.execute(statement, params)).rowcount
+    return rows_changed(session, delete(LoginThrottle).where(not_locked, window_over, history_over))

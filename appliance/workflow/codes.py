@@ -52,16 +52,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from hashlib import sha256
-from typing import Any, NoReturn, cast
+from typing import NoReturn
 
 import pyotp
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
-from sqlalchemy import ColumnElement, CursorResult, Update, or_, select, update
+from sqlalchemy import ColumnElement, Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from appliance.config import CodeChannel, CodesConfig
+from appliance.db import rows_changed
 from appliance.errors import ConfigError, Conflict, InvalidInput, RateLimited
 from appliance.masking import mask_email
 from appliance.models import TotpEnrolment, VerificationCode
@@ -463,7 +464,7 @@ def _latest_code(
 def _consume_emailed_code(
     session: Session, row: VerificationCode, presented: str, key: bytes, now: datetime
 ) -> None:
-    if _rowcount(
+    if rows_changed(
         session,
         _claim(row, now).where(VerificationCode.code_hmac == _code_hmac(key, _binding_of(row), presented)),
     ):
@@ -485,10 +486,12 @@ def _consume_authenticator_code(
 ) -> None:
     enrolment = _confirmed_enrolment(session, row)
     step = _authenticator_step(enrolment.secret, presented, now)
-    if step is None or not _rowcount(session, _claim(row, now).where(VerificationCode.code_hmac.is_(None))):
+    if step is None or not rows_changed(
+        session, _claim(row, now).where(VerificationCode.code_hmac.is_(None))
+    ):
         _raise_if_dead(session, row, now)
         raise CodeRejected(CodeProblem.WRONG, code_id=row.id, attempts_left=row.attempts_left - 1)
-    advanced = _rowcount(
+    advanced = rows_changed(
         session,
         update(TotpEnrolment)
         .where(
@@ -589,8 +592,3 @@ def _code_hmac(key: bytes, binding: CodeBinding, code: str) -> str:
         f"{binding.document_sha256}:{code}"
     )
     return hmac.new(key, message.encode(), sha256).hexdigest()
-
-
-def _rowcount(session: Session, statement: Update) -> int:
-    # an UPDATE answers with a CursorResult, whose rowcount is what makes the claim atomic
-    return cast(CursorResult[Any], session.execute(statement)).rowcount

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from appliance.db import rows_changed
 from appliance.errors import InvalidInput, Unprocessable
 from appliance.models import IdempotentResult
 
@@ -72,8 +73,7 @@ def remember(
 
 
 def purge_expired(session: Session, now: datetime) -> int:
-    result = session.execute(delete(IdempotentResult).where(IdempotentResult.created_at < now - KEEP_FOR))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rows_changed(session, delete(IdempotentResult).where(IdempotentResult.created_at < now - KEEP_FOR))
 
 
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
