@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from appliance.audit import AuditRecord, append_event
@@ -63,11 +64,16 @@ def freeze_account(session: Session, user: User, client: ClientInfo, now: dateti
 def list_frozen(session: Session, admin: User) -> list[FrozenAccount]:
     """The frozen accounts `admin` may lift, most recently frozen first."""
     _check_lifter(admin)
+    rows = session.scalars(_liftable(admin).order_by(User.frozen_at.desc(), User.id))
+    return [FrozenAccount(u.id, u.username, u.display_name, u.frozen_at) for u in rows if u.frozen_at]
+
+
+def _liftable(admin: User) -> Select[Any]:
+    """The frozen accounts `admin` may lift: every one for a system admin, else their organisation's."""
     query = select(User).where(User.frozen_at.is_not(None), User.anonymised_at.is_(None))
     if Role.SYSTEM_ADMIN not in admin.role_set():
         query = query.where(User.organisation_id == admin.organisation_id, User.organisation_id.is_not(None))
-    rows = session.scalars(query.order_by(User.frozen_at.desc(), User.id))
-    return [FrozenAccount(u.id, u.username, u.display_name, u.frozen_at) for u in rows if u.frozen_at]
+    return query
 
 
 def lift_freeze(
@@ -80,10 +86,10 @@ def lift_freeze(
         organisation admin learns nothing of other organisations' people).
     """
     _check_lifter(admin)
-    frozen = {account.user_id: account for account in list_frozen(session, admin)}
-    if user_id not in frozen:
+    user = session.scalars(_liftable(admin).where(User.id == user_id).with_for_update()).one_or_none()
+    if user is None or user.frozen_at is None:
         raise NotFound(NO_SUCH_FROZEN)
-    user = session.get_one(User, user_id)
+    lifted = FrozenAccount(user.id, user.username, user.display_name, user.frozen_at)
     user.frozen_at = None
     notify_user(session, user, "account_unfrozen", {"admin": admin.display_name}, now=now, mail=mail)
     append_event(
@@ -97,10 +103,10 @@ def lift_freeze(
             object_id=str(user.id),
             client_address=client.address,
             user_agent=client.user_agent,
-            details={"frozen_at": frozen[user_id].frozen_at.isoformat()},
+            details={"frozen_at": lifted.frozen_at.isoformat()},
         ),
     )
-    return frozen[user_id]
+    return lifted
 
 
 def _check_lifter(admin: User) -> None:
