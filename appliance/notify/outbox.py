@@ -46,8 +46,7 @@ def notify_user(
         mail_status=MailStatus.PENDING if mail_to else MailStatus.NONE,
         mail_next_attempt_at=now if mail_to else None,
     )
-    session.add(notification)
-    session.flush()
+    session.add(notification)  # written with the caller's next flush: a sweep tells hundreds at once
     return notification
 
 

@@ -159,7 +159,11 @@ def _notify(
     for ids in _batches(ctx, due_soon, batch):
         with _session(ctx, dry_run) as session:
             logged = []
-            for contract in _matching(session, ids, due_soon, lock=not dry_run):
+            contracts = _matching(session, ids, due_soon, lock=not dry_run)
+            # held for the batch: the session's identity map keeps only weak references, and
+            # the same few initiators would otherwise be read again for each contract
+            initiators = _people(session, {c.initiator_id for c in contracts})
+            for contract in contracts:
                 deletes_on = max(rules.deletion_due(contract), rules.now + rules.notice)
                 seen(RetentionStep(Step.NOTIFY, contract.id, contract.state, deletes_on))
                 told += 1
@@ -167,7 +171,7 @@ def _notify(
                     continue
                 # what this batch adds is written once, at its end, not before each read
                 with session.no_autoflush:
-                    _tell_deletion(ctx, session, contract, deletes_on)
+                    _tell_deletion(ctx, session, contract, deletes_on, initiators.get(contract.initiator_id))
                 contract.deletion_noticed_at = rules.now
                 logged.append(
                     _record(session, contract, "deletion_announced", rules.now, deletes_on=deletes_on)
@@ -186,11 +190,16 @@ def _record(
     return operation_record(contract, action, actor=None, client=None, now=now, details=details)
 
 
-def _tell_deletion(ctx: WorkflowContext, session: Session, contract: Contract, deletes_on: datetime) -> None:
+def _people(session: Session, ids: set[int]) -> dict[int, User]:
+    return {user.id: user for user in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def _tell_deletion(
+    ctx: WorkflowContext, session: Session, contract: Contract, deletes_on: datetime, initiator: User | None
+) -> None:
     facts = {"deletes_on": deletes_on.isoformat(), "state": contract.state.value}
     if contract.state is ContractState.DRAFT:
         # the parties of a draft never heard of it: only its author is told
-        initiator = session.get(User, contract.initiator_id)
         if initiator is not None:
             params = {"title": contract.title, "link": contract_link(ctx, contract), **facts}
             notify_user(
