@@ -22,11 +22,9 @@ def sweep(ctx: click.Context, dry_run: bool) -> None:
     would = "would " if dry_run else ""
 
     def show(step: RetentionStep) -> None:
-        verb = {Step.NOTIFY: "notify", Step.DELETE: "delete", Step.ARCHIVE: "archive"}[step.step]
         due = "deleted on" if step.step is Step.NOTIFY else "due since"
-        click.echo(
-            f"{would}{verb}\tcontract {step.contract_id}\t{step.state.value}\t{due} {step.due:%Y-%m-%d}"
-        )
+        what = f"{would}{step.step.value}\tcontract {step.contract_id}\t{step.state.value}"
+        click.echo(f"{what}\t{due} {step.due:%Y-%m-%d}")
 
     report = sweep_retention(services.workflow, dry_run=dry_run, on_step=show)
     click.echo(
