@@ -384,13 +384,21 @@ class Login:
     @staticmethod
     def _log_failure(session: Session, attempt: _Attempt, reason: str, now: datetime, **extra: str) -> None:
         name = attempt.username[:200]
-        user_id = session.execute(select(User.id).where(User.username == name)).scalar_one_or_none()
+        user = None
+        if attempt.directory_id is not None:
+            user = session.execute(
+                select(User).where(User.directory_uuid == attempt.directory_id)
+            ).scalar_one_or_none()
+        if user is None:
+            user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
+        if user is not None and user.anonymised_at is not None:
+            name = user.username  # a cancelled account's attempts name its pseudonym, not the login typed
         append_event(
             session,
             AuditRecord(
                 action="auth.login_failed",
                 occurred_at=now,
-                actor_user_id=user_id,
+                actor_user_id=user.id if user is not None else None,
                 actor_name=name,
                 client_address=attempt.client.address,
                 user_agent=attempt.client.user_agent,

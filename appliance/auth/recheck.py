@@ -74,6 +74,8 @@ class DirectoryRecheck:
             return True
         with transaction(self._sessions) as session:
             user = session.get_one(User, due.user_id)
+            if user.anonymised_at is not None:
+                return False  # cancelled meanwhile: the directory's data must not come back
             if person is not None and person.status is AccountStatus.ACTIVE:
                 try:
                     upsert_user(session, person, now)  # roles may have changed too

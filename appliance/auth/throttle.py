@@ -92,6 +92,17 @@ def normalise_login_name(username: str) -> str:
     return " ".join(visible.split())
 
 
+def forget_account(session: Session, username: str, dn: str | None) -> None:
+    """Remove every counter of this login name and directory entry (account cancellation)."""
+    accounts = [("name", normalise_login_name(username))] + ([("entry", dn)] if dn else [])
+    for kind, value in accounts:
+        # a key names the value itself, or its sha256 when the key with the address is too long
+        for stem in (f"{kind}:{value}", f"{kind}:sha256:{hashlib.sha256(value.encode('utf-8')).hexdigest()}"):
+            session.execute(
+                delete(_TABLE).where(or_(_C.key == stem, _C.key.startswith(stem + "@", autoescape=True)))
+            )
+
+
 def _key(kind: str, value: str, address: str | None = None) -> str:
     key = f"{kind}:{value}" + (f"@{address}" if address else "")
     if len(key) <= MAX_KEY_LENGTH:

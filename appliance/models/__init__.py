@@ -24,10 +24,20 @@ from appliance.models.org import Organisation
 from appliance.models.pki import Certificate, CertificateConsent, Crl, HsmKey, Seal
 from appliance.models.privacy import DataRequest, DataRequestKind, DataRequestStatus, PrivacyAcceptance
 from appliance.models.request_counter import RequestCounter
-from appliance.models.user import ApiToken, LoginThrottle, User, UserRole, UserSession
+from appliance.models.seal import ApprovalStatus, SealApproval, SealApprover, SealUsage
+from appliance.models.user import (
+    ApiToken,
+    FormerIdentity,
+    LoginThrottle,
+    PendingCancellation,
+    User,
+    UserRole,
+    UserSession,
+)
 
 __all__ = [
     "ApiToken",
+    "ApprovalStatus",
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
@@ -44,6 +54,7 @@ __all__ = [
     "DataRequestStatus",
     "DocumentVersion",
     "EvidenceEvent",
+    "FormerIdentity",
     "HsmKey",
     "IdempotentResult",
     "JobRun",
@@ -55,12 +66,16 @@ __all__ = [
     "Party",
     "PartyKind",
     "PartyStatus",
+    "PendingCancellation",
     "PrivacyAcceptance",
     "RequestCounter",
     "RevocationReason",
     "Role",
     "Routing",
     "Seal",
+    "SealApproval",
+    "SealApprover",
+    "SealUsage",
     "SignatureField",
     "TotpEnrolment",
     "User",

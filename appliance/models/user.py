@@ -102,3 +102,30 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None]
     lockouts: Mapped[int] = mapped_column(default=0)
     """Lockouts in a row without a quiet day between them; each one lasts twice as long."""
+
+
+class PendingCancellation(Base):
+    """A cancellation the person started and has not yet confirmed with the e-mailed code."""
+
+    __tablename__ = "pending_cancellations"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    """Random and fresh on every start: the e-mailed code is an HMAC over it
+    (appliance.workflow.account_codes), so starting again replaces the code."""
+    started_at: Mapped[datetime]
+
+
+class FormerIdentity(Base):
+    """sha256 of a value that named a person before their account was cancelled (login name,
+    name, e-mail address, phone or ID number), and never the value itself.
+
+    The hash-chained evidence and operation log keep such values as they were written; these
+    hashes let every page, answer and export show the person's pseudonym in their place
+    (appliance.audit.pseudonyms).
+    """
+
+    __tablename__ = "former_identities"
+
+    value_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)

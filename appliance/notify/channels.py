@@ -41,6 +41,8 @@ class CodePurpose(StrEnum):
     """Confirms a signature on the contract named in the message."""
     ENROLMENT = "enrolment"
     """Proves the person reads their mail before an authenticator app takes over their codes."""
+    CANCELLATION = "cancellation"
+    """Confirms that the person cancels their account for good."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,36 @@ _ENROLMENT_TEXTS = {
         "如果这不是您本人的操作，请不要使用此验证码，并立即联系 IT 部门：可能有人在使用您的账户。",
     ),
 }
-_TEXTS = {CodePurpose.SIGNING: _SIGNING_TEXTS, CodePurpose.ENROLMENT: _ENROLMENT_TEXTS}
+
+_CANCELLATION_TEXTS = {
+    "en": _Texts(
+        "Verification code: cancelling your account",
+        "Hello {name},\n\n"
+        "Your verification code to cancel your e-signature account is:\n\n"
+        "    {code}\n\n"
+        "It is valid until {expires} and works once. Cancelling cannot be undone: your name, "
+        "e-mail address and phone number are removed, you cannot sign in to this account again, "
+        "and the contracts you signed stay with their evidence for the period the law requires. "
+        "Download what you want to keep before you confirm.\n\n"
+        "If you did not ask for this, do not use the code and tell your IT department at once: "
+        "someone may be using your account.",
+    ),
+    CHINESE: _Texts(
+        "验证码：注销您的账户",
+        "{name}，您好：\n\n"
+        "您注销电子签约账户的验证码是：\n\n"
+        "    {code}\n\n"
+        "验证码在 {expires} 之前有效，仅可使用一次。"
+        "注销后无法恢复：您的姓名、电子邮件地址和电话号码将被删除，"
+        "您无法再登录此账户，您已签署的合同及其证据将按法律要求的期限保存。确认前请下载您需要保留的文件。\n\n"
+        "如果这不是您本人的操作，请不要使用此验证码，并立即联系 IT 部门：可能有人在使用您的账户。",
+    ),
+}
+_TEXTS = {
+    CodePurpose.SIGNING: _SIGNING_TEXTS,
+    CodePurpose.ENROLMENT: _ENROLMENT_TEXTS,
+    CodePurpose.CANCELLATION: _CANCELLATION_TEXTS,
+}
 
 
 class EmailCodeSender:

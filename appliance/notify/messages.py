@@ -192,6 +192,18 @@ _TEXTS: dict[str, dict[str, _Texts]] = {
             "证据，删除后无法恢复。\n\n如需保留，请在此之前下载：{link}",
         ),
     },
+    "seal_approval_requested": {
+        "en": _Texts(
+            "Approve the seal: {title}",
+            'Hello {name},\n\n{initiator} asks to apply the seal "{seal}" to "{title}", and you '
+            "approve its use. Approve or reject it here: {link}",
+        ),
+        CHINESE: _Texts(
+            "请审批用印：{title}",
+            "{name}，您好：\n\n{initiator} 申请在《{title}》上使用印章“{seal}”，需要您审批。"
+            "请在此批准或驳回：{link}",
+        ),
+    },
     "data_request_answered": {
         "en": _Texts(
             "Your request about your personal data has been answered",

@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from appliance.config import AppConfig
 from appliance.db import ensure_migrated
 from appliance.services import Services, build_services
-from appliance.web import api, health, inbox, pages
+from appliance.web import api, cancellation, health, inbox, pages
 from appliance.web.auth import install_auth
 from appliance.web.context import EXTENSION_KEY
 from appliance.web.contracts import install_contract_pages
@@ -80,5 +80,6 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     install_contract_pages(app)
     install_oplog_pages(app)
     install_privacy_pages(app)
+    app.register_blueprint(cancellation.bp)
     csrf.exempt(health.bp)
     return app

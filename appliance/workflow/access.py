@@ -1,8 +1,8 @@
 """Who may see and act on a contract.
 
 A contract is visible to its initiator, its parties (a person party's signer; for a seal,
-the seal keepers of the seal's organisation), the org admins and auditors of the
-contract's organisation (read only), and nobody else: to anyone else its id answers 404,
+the seal keepers of the seal's organisation), the approvers of its seals, the org admins and
+auditors of the contract's organisation (read only), and nobody else: to anyone else its id answers 404,
 exactly like an id that does not exist, so ids cannot be probed. Archived contracts are
 the archive admins' alone (DESIGN.md section 3, retention).
 """
@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from appliance.errors import Forbidden, NotFound
-from appliance.models import Contract, Party, PartyKind, Role, Seal, User
+from appliance.models import Contract, Party, PartyKind, Role, Seal, SealApproval, User
 from appliance.workflow.store import CONTRACT_NOT_FOUND
 
 READERS = frozenset({Role.ORG_ADMIN, Role.AUDITOR})
@@ -45,7 +45,8 @@ def visible_clause(user: User) -> ColumnElement[bool]:
             else false(),
         ),
     )
-    clauses: list[ColumnElement[bool]] = [Contract.initiator_id == user.id, as_party]
+    as_approver = exists().where(SealApproval.contract_id == Contract.id, SealApproval.approver_id == user.id)
+    clauses: list[ColumnElement[bool]] = [Contract.initiator_id == user.id, as_party, as_approver]
     if roles & READERS and user.organisation_id is not None:
         clauses.append(Contract.organisation_id == user.organisation_id)
     visible = or_(*clauses)

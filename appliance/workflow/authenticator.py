@@ -3,47 +3,41 @@
 A signed-in session alone must not be enough to move someone's verification codes to an app:
 whoever holds a stolen session (or API token) would then sign in their name. So adding an app
 takes two proofs in one step, `confirm_enrolment`: a code e-mailed to the person's directory
-address when the enrolment started (control of the mailbox) and a first code from the app
-(the secret is in it). Until then the enrolment is pending and codes keep going by e-mail.
-
-The e-mailed code is stored nowhere: it is an HMAC, under the verification-code key, of the
-person and the pending enrolment's secret, which is fresh and random on every start. So
-starting again replaces it, a database reader cannot compute it (the key derives from the
-session secret), and neither a log line nor the operation log holds it. Wrong tries are kept
-on the operation log in the transaction that refused them (nothing else is rolled back), and
-`codes.attempts` of them since the enrolment started end it: the person starts again, which
-sends a new e-mail and is limited per person and per address per hour like signing codes.
-Every command here takes the person's row lock first, so tries are counted exactly.
+address when the enrolment started (control of the mailbox; see appliance.workflow.account_codes,
+the pending enrolment's secret being the code's nonce) and a first code from the app (the
+secret is in it). Until then the enrolment is pending and codes keep going by e-mail.
 """
 
 from __future__ import annotations
 
-import hmac
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from hashlib import sha256
 
-from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo, Principal
-from appliance.config import CodeChannel, CodesConfig
+from appliance.config import CodeChannel
 from appliance.db import transaction
-from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
+from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from appliance.masking import mask_email
-from appliance.models import AuditEvent, TotpEnrolment, User
+from appliance.models import TotpEnrolment, User
 from appliance.notify.channels import CodeContext, CodePurpose
 from appliance.notify.messages import CHINESE
 from appliance.workflow.access import active_user
+from appliance.workflow.account_codes import (
+    AccountAction,
+    check_mailed_code,
+    check_start_throttle,
+    log_account_event,
+    mailed_code,
+)
 from appliance.workflow.codes import (
-    THROTTLE_WINDOW,
     CodeProblem,
     CodeRejected,
     code_key,
     confirm_totp,
     enrol_totp,
+    normalise_code,
     remove_totp,
 )
 from appliance.workflow.context import WorkflowContext
@@ -55,7 +49,14 @@ STARTED = "authenticator.enrolment_started"
 REFUSED = "authenticator.enrolment_refused"
 ENROLLED = "authenticator.enrolled"
 REMOVED = "authenticator.removed"
-_HMAC_PURPOSE = "authenticator-enrolment/v1"
+ENROLMENT = AccountAction(
+    purpose="authenticator-enrolment/v1",
+    started=STARTED,
+    refused=REFUSED,
+    lifetime=ENROLMENT_LIFETIME,
+    too_many_starts="Too many attempts to add an authenticator app.",
+    start_again=" Start adding the authenticator app again to get a new e-mail.",
+)
 # What the code e-mail names as the thing being confirmed (the mail's wording is the signing
 # code's, which names a contract here).
 _MAIL_TITLE = {
@@ -67,7 +68,6 @@ _CODES_MISSING = (
     "Enter both codes: the one e-mailed to you when you started adding the app, and the one the app shows."
 )
 _APP_CODE_WRONG = "The code does not match your authenticator app. Check the app's clock and try again."
-_START_AGAIN = " Start adding the authenticator app again to get a new e-mail."
 
 
 @dataclass(frozen=True)
@@ -121,15 +121,11 @@ def start_enrolment(ctx: WorkflowContext, principal: Principal, client: ClientIn
                 "You have no e-mail address in the directory, and adding an authenticator app needs "
                 "a code sent to it. Ask your administrator to add one."
             )
-        _check_throttle(session, AuditEvent.actor_user_id == user.id, config.per_signer_per_hour, now)
-        if client.address is not None:
-            _check_throttle(
-                session, AuditEvent.client_address == client.address, config.per_address_per_hour, now
-            )
+        check_start_throttle(session, ENROLMENT, user.id, client.address, config, now)
         setup = enrol_totp(session, user.id, account_name=user.username, issuer=_issuer(ctx), now=now)
         destination = mask_email(email)
-        _log(session, STARTED, user, client, now, {"to": destination})
-        code = _email_code(key, user.id, setup.secret, config.digits)
+        log_account_event(session, STARTED, user, client, now, {"to": destination})
+        code = mailed_code(key, ENROLMENT, user.id, setup.secret, config.digits)
         expires_at = now + ENROLMENT_LIFETIME
         context = CodeContext(
             contract_title=_MAIL_TITLE[CHINESE if user.locale == CHINESE else "en"],
@@ -168,20 +164,24 @@ def confirm_enrolment(
             raise InvalidInput("Start adding an authenticator app first, then enter the codes.")
         if enrolment.confirmed_at is not None:
             raise Conflict("Your authenticator app is already set up.")
-        presented_email_code, presented_app_code = _normalise(email_code), _normalise(authenticator_code)
-        if not presented_email_code or not presented_app_code:
+        if not normalise_code(email_code) or not normalise_code(authenticator_code):
             # nothing was tried, so nothing is counted
             raise CodeRejected(CodeProblem.REQUIRED, code_id=None, public=_CODES_MISSING)
         try:
-            left = _tries_left(session, enrolment, config, now)
-            expected = _email_code(key, user.id, enrolment.secret, config.digits)
-            # compare_digest takes ASCII text only; no code of ours is anything else
-            if not (presented_email_code.isascii() and hmac.compare_digest(expected, presented_email_code)):
-                raise CodeRejected(
-                    CodeProblem.WRONG, code_id=None, attempts_left=left - 1, public=_EMAIL_CODE_WRONG
-                )
+            left = check_mailed_code(
+                session,
+                ENROLMENT,
+                user.id,
+                nonce=enrolment.secret,
+                started_at=enrolment.created_at,
+                presented=email_code,
+                key=key,
+                config=config,
+                now=now,
+                wrong=_EMAIL_CODE_WRONG,
+            )
             try:
-                confirm_totp(session, user.id, presented_app_code, now=now)
+                confirm_totp(session, user.id, authenticator_code, now=now)
             except CodeRejected as wrong_app_code:
                 raise CodeRejected(
                     wrong_app_code.problem, code_id=None, attempts_left=left - 1, public=_APP_CODE_WRONG
@@ -189,9 +189,9 @@ def confirm_enrolment(
         except CodeRejected as failure:
             # kept on record (it is what the next try's count reads): this transaction commits
             refused = failure
-            _log(session, REFUSED, user, client, now, {"problem": failure.problem.value})
+            log_account_event(session, REFUSED, user, client, now, {"problem": failure.problem.value})
         else:
-            _log(session, ENROLLED, user, client, now, {})
+            log_account_event(session, ENROLLED, user, client, now, {})
     if refused is not None:
         raise refused
     return AuthenticatorStatus(enrolled=True, confirmed_at=now)
@@ -209,7 +209,7 @@ def remove_enrolment(ctx: WorkflowContext, principal: Principal, client: ClientI
         confirmed = enrolment is not None and enrolment.confirmed_at is not None
         if not remove_totp(session, user.id):
             raise NotFound("No authenticator app is set up for your account.")
-        _log(session, REMOVED, user, client, now, {"was_confirmed": confirmed})
+        log_account_event(session, REMOVED, user, client, now, {"was_confirmed": confirmed})
     return AuthenticatorStatus(enrolled=False, confirmed_at=None)
 
 
@@ -230,80 +230,6 @@ def _locked_user(session: Session, principal: Principal) -> User:
     return user
 
 
-def _tries_left(session: Session, enrolment: TotpEnrolment, config: CodesConfig, now: datetime) -> int:
-    if now >= enrolment.created_at + ENROLMENT_LIFETIME:
-        raise CodeRejected(
-            CodeProblem.EXPIRED, code_id=None, public="The e-mailed code has expired." + _START_AGAIN
-        )
-    refused = session.scalar(
-        select(func.count())
-        .select_from(AuditEvent)
-        .where(
-            AuditEvent.action == REFUSED,
-            AuditEvent.actor_user_id == enrolment.user_id,
-            AuditEvent.occurred_at >= enrolment.created_at,
-        )
-    )
-    left = config.attempts - (refused or 0)
-    if left <= 0:
-        raise CodeRejected(CodeProblem.EXHAUSTED, code_id=None, public="Too many wrong codes." + _START_AGAIN)
-    return left
-
-
-def _check_throttle(session: Session, who: ColumnElement[bool], limit: int, now: datetime) -> None:
-    started = (
-        session.execute(
-            select(AuditEvent.occurred_at)
-            .where(AuditEvent.action == STARTED, who, AuditEvent.occurred_at > now - THROTTLE_WINDOW)
-            .order_by(AuditEvent.occurred_at)
-        )
-        .scalars()
-        .all()
-    )
-    if len(started) < limit:
-        return
-    # below the limit again once all but limit - 1 of them have left the window
-    retry_at = started[len(started) - limit] + THROTTLE_WINDOW
-    raise RateLimited(
-        f"Too many attempts to add an authenticator app. Try again after {retry_at:%H:%M} UTC.", retry_at
-    )
-
-
 def _issuer(ctx: WorkflowContext) -> str:
     # what the app lists the account under; a colon would end the issuer in the otpauth label
     return f"{ctx.config.pki.organisation} e-signature".replace(":", " ")
-
-
-def _email_code(key: bytes, user_id: int, secret: str, digits: int) -> str:
-    # the secret is base32 and the id digits, so ":" cannot be part of any field
-    digest = hmac.new(key, f"{_HMAC_PURPOSE}:{user_id}:{secret}".encode(), sha256).digest()
-    return f"{int.from_bytes(digest) % 10**digits:0{digits}d}"
-
-
-def _normalise(code: str) -> str:
-    # as for signing codes: full-width digits from a Chinese input method are the same digits
-    return "".join(unicodedata.normalize("NFKC", code).split())
-
-
-def _log(
-    session: Session,
-    action: str,
-    user: User,
-    client: ClientInfo,
-    now: datetime,
-    details: dict[str, str | bool],
-) -> None:
-    append_event(
-        session,
-        AuditRecord(
-            action=action,
-            occurred_at=now,
-            actor_user_id=user.id,
-            actor_name=user.username,
-            object_type="user",
-            object_id=str(user.id),
-            client_address=client.address,
-            user_agent=client.user_agent,
-            details=details,
-        ),
-    )

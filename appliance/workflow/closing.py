@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
 from appliance.errors import Forbidden, InvalidInput, RateLimited
 from appliance.models import (
+    ApprovalStatus,
     Contract,
     ContractState,
     DocumentVersion,
@@ -28,6 +29,7 @@ from appliance.models import (
     PartyStatus,
     Role,
     Routing,
+    SealApproval,
     SignatureField,
     User,
 )
@@ -43,6 +45,8 @@ from appliance.workflow.store import current_version, find_party, lock_contract,
 from appliance.workflow.views import ContractView, contract_view
 
 MAX_REASON = 1000
+_OPEN_STATES = (ContractState.PENDING_APPROVAL, ContractState.SIGNING)
+OPEN_APPROVALS = (ApprovalStatus.WAITING, ApprovalStatus.PENDING)
 REMIND_INTERVAL = timedelta(hours=1)
 """An initiator's reminders are at least this far apart, so parties are not flooded."""
 
@@ -71,7 +75,7 @@ def reject_contract(
         party = find_party(contract, party_id)
         if not may_act_for(session, user, party):
             raise Forbidden("You do not sign for this party, so you cannot reject for it.")
-        if contract.state is ContractState.SIGNING and party.status is not PartyStatus.PENDING:
+        if contract.state in _OPEN_STATES and party.status is not PartyStatus.PENDING:
             raise InvalidState("Only a party whose turn it is can reject the contract.")
         party.status, party.reason = PartyStatus.REJECTED, reason
         if party.user_id is None:
@@ -122,7 +126,7 @@ def _close_as(
         user = active_user(session, principal.user_id)
         contract = load_visible(session, user, contract_id, lock=True)
         details = authorise(session, user, contract)
-        _close(session, contract, transition, user, client, now, reason, **details)
+        close_contract(session, contract, transition, user, client, now, reason, **details)
         notify_everyone(
             ctx,
             session,
@@ -250,15 +254,15 @@ def expire_and_remind(ctx: WorkflowContext) -> DueReport:
     """The scheduled job: expire contracts past their deadline, remind those close to it."""
     now = ctx.clock.now()
     expired = reminded = 0
-    for contract_id in _due_ids(ctx, Contract.deadline <= now):
+    for contract_id in _due_ids(ctx, _OPEN_STATES, Contract.deadline <= now):
         with transaction(ctx.sessions) as session:
             contract = lock_contract(session, contract_id)
-            if contract.state is ContractState.SIGNING and contract.deadline and contract.deadline <= now:
-                _close(session, contract, Transition.EXPIRE, None, None, now, None)
+            if contract.state in _OPEN_STATES and contract.deadline and contract.deadline <= now:
+                close_contract(session, contract, Transition.EXPIRE, None, None, now, None)
                 notify_everyone(ctx, session, contract, "contract_expired", {})
                 expired += 1
     window = timedelta(days=ctx.config.contracts.reminder_days)
-    for contract_id in _due_ids(ctx, Contract.deadline <= now + window):
+    for contract_id in _due_ids(ctx, (ContractState.SIGNING,), Contract.deadline <= now + window):
         with transaction(ctx.sessions) as session:
             contract = lock_contract(session, contract_id)
             if contract.state is not ContractState.SIGNING or contract.deadline is None:
@@ -324,13 +328,13 @@ def _remind(ctx: WorkflowContext, session: Session, contract: Contract, user: Us
     )
 
 
-def _due_ids(ctx: WorkflowContext, *conditions: ColumnElement[bool]) -> list[int]:
+def _due_ids(
+    ctx: WorkflowContext, states: tuple[ContractState, ...], *conditions: ColumnElement[bool]
+) -> list[int]:
     with ctx.sessions() as session:
         return list(
             session.scalars(
-                select(Contract.id)
-                .where(Contract.state == ContractState.SIGNING, *conditions)
-                .order_by(Contract.id)
+                select(Contract.id).where(Contract.state.in_(states), *conditions).order_by(Contract.id)
             )
         )
 
@@ -346,7 +350,7 @@ def _open_voiding(session: Session, original_id: int) -> bool:
     )
 
 
-def _close(
+def close_contract(
     session: Session,
     contract: Contract,
     transition: Transition,
@@ -356,8 +360,12 @@ def _close(
     reason: str | None,
     **details: object,
 ) -> None:
+    """Move the contract by `transition` and record it; approvals left open are cancelled."""
+    was = contract.state
     contract.state = next_state(contract, transition)
     contract.state_changed_at = contract.updated_at = now
+    if was is ContractState.PENDING_APPROVAL:
+        cancel_open_approvals(session, contract, now)
     session.flush()
     facts: dict[str, object] = {"reason": reason} if reason else {}
     facts.update(details)
@@ -369,3 +377,12 @@ def _reason(reason: str) -> str:
     if not reason or len(reason) > MAX_REASON or not all(line.isprintable() for line in reason.splitlines()):
         raise InvalidInput(f"Give a reason of 1 to {MAX_REASON} characters.")
     return reason
+
+
+def cancel_open_approvals(session: Session, contract: Contract, now: datetime) -> None:
+    """The contract left `pending_approval` other than by approval: nothing more to decide."""
+    session.execute(
+        update(SealApproval)
+        .where(SealApproval.contract_id == contract.id, SealApproval.status.in_(OPEN_APPROVALS))
+        .values(status=ApprovalStatus.CANCELLED, decided_at=now)
+    )

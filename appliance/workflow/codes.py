@@ -360,7 +360,7 @@ def confirm_totp(session: Session, user_id: int, code: str, *, now: datetime) ->
         raise InvalidInput("Start adding an authenticator app first, then enter the code it shows.")
     if enrolment.confirmed_at is not None:
         raise Conflict("Your authenticator app is already set up.")
-    step = _authenticator_step(enrolment.secret, _normalise(code), now)
+    step = _authenticator_step(enrolment.secret, normalise_code(code), now)
     if step is None:
         raise CodeRejected(
             CodeProblem.WRONG,
@@ -445,7 +445,7 @@ def _latest_code(
     session: Session, binding: CodeBinding, code: str, accepted_document_sha256s: Collection[str]
 ) -> tuple[VerificationCode, str]:
     """The code row a try counts against, and the presented code normalised."""
-    presented = _normalise(code)
+    presented = normalise_code(code)
     if not presented:
         raise CodeRejected(CodeProblem.REQUIRED, code_id=None)
     row = session.execute(
@@ -580,7 +580,7 @@ def _authenticator_step(secret: str, presented: str, now: datetime) -> int | Non
     return None
 
 
-def _normalise(code: str) -> str:
+def normalise_code(code: str) -> str:
     # full-width digits from a Chinese input method are the same digits; spaces are for reading
     return "".join(unicodedata.normalize("NFKC", code).split())
 

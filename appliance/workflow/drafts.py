@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from appliance.auth.provisioning import upsert_user
+from appliance.auth.provisioning import find_user, upsert_user
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
 from appliance.directory.api import is_text
@@ -33,11 +33,12 @@ from appliance.models import (
 )
 from appliance.signing.normalise import normalise_upload
 from appliance.workflow.access import active_user, load_visible, require_initiator
+from appliance.workflow.approvals import request_approvals
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.idempotency import IdempotencyKey, remember, replay
-from appliance.workflow.notices import notify_turn
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, find_party, page_sizes, record
+from appliance.workflow.turns import start_signing
 from appliance.workflow.views import ContractView, contract_view
 
 MAX_TITLE = 300
@@ -99,12 +100,21 @@ def find_people(
     ctx: WorkflowContext, principal: Principal, query: str, *, limit: int = 20
 ) -> list[PersonChoice]:
     """People in the directory whose name, login name or e-mail contains `query`, for picking
-    parties; they need not have signed in yet. E-mail and phone are not shown (privacy)."""
+    parties; they need not have signed in yet. E-mail and phone are not shown (privacy), and
+    people who cancelled their account here are not offered (they cannot sign)."""
     with ctx.sessions() as session:
         active_user(session, principal.user_id)
-    if ctx.directory is None:
-        raise Unavailable(
-            "No directory is configured, so people cannot be searched; name them by login name."
+        if ctx.directory is None:
+            raise Unavailable(
+                "No directory is configured, so people cannot be searched; name them by login name."
+            )
+        found = ctx.directory.search_people(query, limit=limit)
+        cancelled = set(
+            session.scalars(
+                select(User.directory_uuid).where(
+                    User.directory_uuid.in_([p.directory_id for p in found]), User.anonymised_at.is_not(None)
+                )
+            )
         )
     return [
         PersonChoice(
@@ -113,7 +123,8 @@ def find_people(
             department=person.department,
             organisation=person.organisation.name if person.organisation else None,
         )
-        for person in ctx.directory.search_people(query, limit=limit)
+        for person in found
+        if person.directory_id not in cancelled
     ]
 
 
@@ -281,32 +292,34 @@ def remove_party(
 def send_contract(
     ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int
 ) -> ContractView:
-    """Start signing: the first parties in routing order (all, in parallel routing) are asked."""
+    """Send the contract: out for signing (the first parties in routing order, or all in
+    parallel routing, are asked), or first to its seals' approvers when a seal needs approval."""
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
         user = active_user(session, principal.user_id)
         contract = load_visible(session, user, contract_id, lock=True)
         require_initiator(user, contract)
-        target = next_state(contract, Transition.SEND)
+        next_state(contract, Transition.SEND)  # refuses a contract that is no longer a draft
         _check_ready(session, contract, now)
-        contract.state, contract.state_changed_at, contract.updated_at = target, now, now
-        for party in contract.parties:
-            party.status = PartyStatus.WAITING
-        first = min(p.routing_order for p in contract.parties)
-        for party in contract.parties:
-            if contract.routing is Routing.PARALLEL or party.routing_order == first:
-                party.status = PartyStatus.PENDING
-        session.flush()
-        notify_turn(ctx, session, contract, [p for p in contract.parties if p.status is PartyStatus.PENDING])
-        record(
-            session,
-            contract,
-            "sent",
-            actor=user,
-            client=client,
-            now=now,
-            details={"document_sha256": current_version(contract).sha256, "parties": len(contract.parties)},
-        )
+        if request_approvals(ctx, session, contract, now):
+            contract.state = next_state(contract, Transition.SUBMIT)
+            contract.state_changed_at = contract.updated_at = now
+            for party in contract.parties:
+                party.status = PartyStatus.WAITING
+            session.flush()
+            details = {"document_sha256": current_version(contract).sha256, "parties": len(contract.parties)}
+            record(
+                session,
+                contract,
+                "submitted_for_approval",
+                actor=user,
+                client=client,
+                now=now,
+                details=details,
+            )
+        else:
+            target = next_state(contract, Transition.SEND)
+            start_signing(ctx, session, contract, target, actor=user, client=client, now=now, action="sent")
         return contract_view(session, contract, user)
 
 
@@ -367,6 +380,10 @@ def _person(ctx: WorkflowContext, session: Session, username: str | None, now: d
         person = ctx.directory.lookup(username)
         if person is None:
             raise NotFound(f"Nobody with the login name {username!r} is in the directory.")
+        cancelled = find_user(session, person)
+        if cancelled is not None and cancelled.anonymised_at is not None:
+            # refreshing the row from the directory would bring back what cancellation removed
+            raise NotFound(f"Nobody with the login name {username!r} can sign.")
         user = upsert_user(session, person, now)
     if user is None or not user.active:
         raise NotFound(f"Nobody with the login name {username!r} can sign.")

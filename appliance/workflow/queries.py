@@ -46,7 +46,7 @@ from appliance.workflow.views import (
     ContractView,
     EvidenceView,
     contract_view,
-    evidence_view,
+    evidence_views,
 )
 
 MAX_PAGE = 100
@@ -202,8 +202,8 @@ def contract_evidence(
         contract = load_visible(session, user, contract_id)
         events = session.scalars(
             select(EvidenceEvent).where(EvidenceEvent.contract_id == contract.id).order_by(EvidenceEvent.seq)
-        )
-        return tuple(evidence_view(e) for e in events)
+        ).all()
+        return evidence_views(session, contract, events)
 
 
 def check_evidence(ctx: WorkflowContext, contract_id: int) -> EvidenceReport:

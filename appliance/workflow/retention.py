@@ -39,6 +39,7 @@ from appliance.models import (
     DocumentVersion,
     EvidenceEvent,
     Party,
+    SealApproval,
     SignatureField,
     User,
     VerificationCode,
@@ -267,6 +268,7 @@ def _delete_rows(session: Session, contracts: Sequence[Contract], now: datetime)
     # children first: the same order on SQLite and PostgreSQL, whatever their cascades
     for statement in (
         delete(VerificationCode).where(VerificationCode.contract_id.in_(ids)),
+        delete(SealApproval).where(SealApproval.contract_id.in_(ids)),
         delete(EvidenceEvent).where(EvidenceEvent.contract_id.in_(ids)),
         delete(DocumentVersion).where(DocumentVersion.contract_id.in_(ids)),
         delete(SignatureField).where(SignatureField.party_id.in_(party_ids)),

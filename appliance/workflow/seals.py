@@ -110,7 +110,7 @@ def apply_seal_certificate(
     now = ctx.clock.now()
     check_consent(consent)
     with transaction(ctx.sessions) as session:
-        user, seal = _admins_seal(session, principal, seal_id)
+        user, seal = admins_seal(session, principal, seal_id)
         current = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
         if current is not None and is_usable(session, current, now):
             raise Conflict("This seal already has a valid certificate.")
@@ -130,7 +130,7 @@ def renew_seal_certificate(
     now = ctx.clock.now()
     check_consent(consent)
     with transaction(ctx.sessions) as session:
-        user, seal = _admins_seal(session, principal, seal_id)
+        user, seal = admins_seal(session, principal, seal_id)
         current = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
         if current is None or not is_usable(session, current, now):
             raise Conflict("This seal has no valid certificate to renew; apply for one instead.")
@@ -157,7 +157,7 @@ def revoke_seal_certificate(
     """
     now = ctx.clock.now()
     with transaction(ctx.sessions) as session:
-        user, seal = _admins_seal(session, principal, seal_id)
+        user, seal = admins_seal(session, principal, seal_id)
         row = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
         if row is None:
             raise Conflict("This seal has no certificate to revoke.")
@@ -202,13 +202,13 @@ def notify_seal_renewals_due(ctx: WorkflowContext) -> int:
     return told
 
 
-def _admins_seal(session: Session, principal: Principal, seal_id: int) -> tuple[User, Seal]:
+def admins_seal(session: Session, principal: Principal, seal_id: int) -> tuple[User, Seal]:
     user = active_user(session, principal.user_id)
     seal = session.get(Seal, seal_id)
     if seal is None or seal.organisation_id != user.organisation_id:
         raise NotFound("There is no seal of your organisation with that id.")
     if Role.ORG_ADMIN not in user.role_set():
-        raise Forbidden("Only the organisation's admin manages its seal certificates.")
+        raise Forbidden("Only the organisation's admin manages its seals.")
     return user, seal
 
 

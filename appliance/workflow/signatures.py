@@ -62,6 +62,7 @@ from appliance.signing.documents import ResolvedSigner, resolve_signer, sign_str
 from appliance.signing.pades import PadesLevel, SignOptions
 from appliance.signing.validate import Verdict, validate_pdf
 from appliance.workflow.access import active_user, load_visible, may_act_for
+from appliance.workflow.approvals import record_seal_usage
 from appliance.workflow.certificates import personal_signing_key_label, signing_key_label
 from appliance.workflow.codes import (
     CodeBinding,
@@ -346,6 +347,7 @@ def _record_signature(
     party.status, party.signed_at, party.certificate_id = PartyStatus.SIGNED, now, plan.signer.certificate_id
     if party.kind is PartyKind.SEAL:
         party.user_id = user.id  # the seal keeper who applied it
+        record_seal_usage(session, contract, party, user, signed.sha256, now)
     contract.updated_at = now
     session.flush()
     signed_facts = {

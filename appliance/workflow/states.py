@@ -1,8 +1,8 @@
 """The contract state machine: one table of the transitions there are, and who makes them.
 
 `pending_approval` sits between draft and signing for contracts whose seals need approval
-first; its rows are added with seal approvals. Every transition goes through `transition`,
-which refuses anything not in the table with InvalidState (a Conflict) that names the state.
+first (appliance.workflow.approvals). Every transition goes through `next_state`, which
+refuses anything not in the table with InvalidState (a Conflict) that names the state.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from appliance.workflow.errors import InvalidState
 
 class Transition(StrEnum):
     SEND = "send"
+    SUBMIT = "submit"
+    """Sent, but a seal's approvers decide first."""
+    APPROVE = "approve"
+    """The last approval: out for signing."""
     COMPLETE = "complete"
     WITHDRAW = "withdraw"
     REJECT = "reject"
@@ -26,6 +30,11 @@ class Transition(StrEnum):
 S = ContractState
 TRANSITIONS: dict[tuple[ContractState, Transition], ContractState] = {
     (S.DRAFT, Transition.SEND): S.SIGNING,
+    (S.DRAFT, Transition.SUBMIT): S.PENDING_APPROVAL,
+    (S.PENDING_APPROVAL, Transition.APPROVE): S.SIGNING,
+    (S.PENDING_APPROVAL, Transition.REJECT): S.REJECTED,
+    (S.PENDING_APPROVAL, Transition.WITHDRAW): S.WITHDRAWN,
+    (S.PENDING_APPROVAL, Transition.EXPIRE): S.EXPIRED,
     (S.SIGNING, Transition.COMPLETE): S.COMPLETED,
     (S.SIGNING, Transition.WITHDRAW): S.WITHDRAWN,
     (S.SIGNING, Transition.REJECT): S.REJECTED,
@@ -36,6 +45,8 @@ TRANSITIONS: dict[tuple[ContractState, Transition], ContractState] = {
 
 EVIDENCE_ACTION = {
     Transition.SEND: "sent",
+    Transition.SUBMIT: "submitted_for_approval",
+    Transition.APPROVE: "approved",
     Transition.COMPLETE: "completed",
     Transition.WITHDRAW: "withdrawn",
     Transition.REJECT: "rejected",

@@ -56,7 +56,9 @@ def list_todo(ctx: WorkflowContext, principal: Principal) -> TodoList:
     with ctx.sessions() as session:
         user = active_user(session, principal.user_id)
         query = (
-            _todo(user).add_columns(Contract, User.display_name).join(User, User.id == Contract.initiator_id)
+            todo_query(user)
+            .add_columns(Contract, User.display_name)
+            .join(User, User.id == Contract.initiator_id)
         )
         # NULL deadlines last on both databases: order by "has no deadline" first
         rows = session.execute(
@@ -94,7 +96,8 @@ def count_todo(ctx: WorkflowContext, principal: Principal) -> int:
 TODO_PARTY = aliased(Party, name="todo_party")
 
 
-def _todo(user: User) -> Select[Party]:
+def todo_query(user: User) -> Select[Party]:
+    """The parties `user` may sign or seal for now (as `TODO_PARTY`), joined to their contracts."""
     return (
         select(TODO_PARTY)
         .join(Contract, Contract.id == TODO_PARTY.contract_id)
@@ -116,4 +119,4 @@ def _acts_for(user: User) -> ColumnElement[bool]:
 
 
 def _count(session: Session, user: User) -> int:
-    return int(session.execute(select(func.count()).select_from(_todo(user).subquery())).scalar_one())
+    return int(session.execute(select(func.count()).select_from(todo_query(user).subquery())).scalar_one())

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from appliance.audit.pseudonyms import Pseudonyms, strings_in
 from appliance.masking import mask_values
 from appliance.models import (
+    ApprovalStatus,
     Contract,
     ContractState,
     DocumentVersion,
@@ -18,6 +22,8 @@ from appliance.models import (
     PartyKind,
     PartyStatus,
     Routing,
+    Seal,
+    SealApproval,
     User,
 )
 from appliance.workflow.access import may_act_for
@@ -62,6 +68,20 @@ class VersionView:
 
 
 @dataclass(frozen=True)
+class ApprovalView:
+    id: int
+    party_id: int
+    seal_name: str
+    position: int
+    approver_name: str
+    status: ApprovalStatus
+    decided_at: datetime | None
+    comment: str | None
+    yours: bool
+    """The viewer decides this approval now."""
+
+
+@dataclass(frozen=True)
 class ContractView:
     id: int
     title: str
@@ -83,6 +103,8 @@ class ContractView:
     has_completion_certificate: bool
     your_turn: tuple[int, ...]
     """Ids of the parties the viewer may sign for now."""
+    approvals: tuple[ApprovalView, ...] = ()
+    """The approvals of its seals, by party and order."""
 
 
 @dataclass(frozen=True)
@@ -138,21 +160,70 @@ def contract_view(session: Session, contract: Contract, viewer: User | None) -> 
             for p in parties
             if p.yours and p.status is PartyStatus.PENDING and contract.state is ContractState.SIGNING
         ),
+        approvals=_approval_views(session, contract, viewer),
     )
 
 
-def evidence_view(event: EvidenceEvent) -> EvidenceView:
+def evidence_views(
+    session: Session, contract: Contract, events: Sequence[EvidenceEvent]
+) -> tuple[EvidenceView, ...]:
+    """The contract's evidence as shown, cancelled people by their pseudonyms."""
+    details = [json.loads(event.details) for event in events]
+    people = {contract.initiator_id, *(p.user_id for p in contract.parties if p.user_id is not None)}
+    people.update(e.actor_user_id for e in events if e.actor_user_id is not None)
+    pseudonyms = Pseudonyms.load(
+        session,
+        (e.actor_user_id for e in events),
+        (
+            text
+            for e, facts in zip(events, details, strict=True)
+            for text in [e.actor_name or "", *strings_in(facts)]
+        ),
+        among=people,
+    )
+    return tuple(_evidence_view(e, facts, pseudonyms) for e, facts in zip(events, details, strict=True))
+
+
+def _evidence_view(event: EvidenceEvent, details: dict[str, object], pseudonyms: Pseudonyms) -> EvidenceView:
     return EvidenceView(
         seq=event.seq,
         occurred_at=event.occurred_at,
         action=event.action,
-        actor_name=event.actor_name,
+        actor_name=pseudonyms.actor(event.actor_user_id, event.actor_name, event.occurred_at),
         client_address=event.client_address,
         user_agent=event.user_agent,
         # shown to every party and reader of the contract, not only the person a fact names
-        details=mask_values(json.loads(event.details)),
+        details=mask_values(pseudonyms.values(details, event.occurred_at)),
         hash=event.hash,
         prev_hash=event.prev_hash,
+    )
+
+
+def _approval_views(session: Session, contract: Contract, viewer: User | None) -> tuple[ApprovalView, ...]:
+    rows = session.execute(
+        select(SealApproval, Seal.name, User.display_name)
+        .join(Seal, Seal.id == SealApproval.seal_id)
+        .join(User, User.id == SealApproval.approver_id)
+        .where(SealApproval.contract_id == contract.id)
+        .order_by(SealApproval.party_id, SealApproval.position)
+    ).all()
+    deciding = contract.state is ContractState.PENDING_APPROVAL
+    return tuple(
+        ApprovalView(
+            id=approval.id,
+            party_id=approval.party_id,
+            seal_name=seal_name,
+            position=approval.position,
+            approver_name=approver_name,
+            status=approval.status,
+            decided_at=approval.decided_at,
+            comment=approval.comment,
+            yours=deciding
+            and viewer is not None
+            and approval.approver_id == viewer.id
+            and approval.status is ApprovalStatus.PENDING,
+        )
+        for approval, seal_name, approver_name in rows
     )
 
 

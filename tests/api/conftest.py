@@ -11,7 +11,7 @@ import io
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,10 @@ PROBLEM = "application/problem+json"
 
 def password_of(username: str) -> str:
     return f"{username}-Secret-1"
+
+
+DirectoryPerson = Callable[..., tuple[str, str]]
+"""`directory_person(prefix, phone=None)`: a new person's login name and name."""
 
 
 @dataclass
@@ -203,3 +207,27 @@ def api_env(
         env.tokens[username] = response.get_json()["token"]
     yield env
     services.engine.dispose()
+
+
+@pytest.fixture
+def directory_person(api_env: ApiEnv, slapd: Slapd) -> Iterator[DirectoryPerson]:
+    """People added to the directory (Sales) for one test, with `password_of` passwords; the
+    directory is the session's, so each gets a login name of its own and is removed after."""
+    added: list[str] = []
+
+    def add(prefix: str, phone: str | None = None) -> tuple[str, str]:
+        uid = f"{prefix}{api_env.database}{len(added)}{secrets.token_hex(2)}"
+        name = f"Leona Vermeer {uid[-4:]}"
+        dn = f"uid={uid},ou=Sales,ou=people,dc=example,dc=org"
+        slapd.ldap_cli(
+            "ldapadd",
+            f"dn: {dn}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {name}\nsn: Vermeer\n"
+            f"mail: {uid}@example.org\nuserPassword: {password_of(uid)}\n"
+            + (f"telephoneNumber: {phone}\n" if phone else ""),
+        )
+        added.append(dn)
+        return uid, name
+
+    yield add
+    for dn in added:
+        slapd.ldap_cli("ldapdelete", f"{dn}\n")

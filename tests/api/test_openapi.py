@@ -23,12 +23,23 @@ from tests.api.conftest import ApiEnv
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-API_BLUEPRINTS = ("api.", "contracts_api.", "certificates_api.", "authenticator_api.", "personal_api.")
+API_BLUEPRINTS = (
+    "api.",
+    "contracts_api.",
+    "certificates_api.",
+    "authenticator_api.",
+    "personal_api.",
+    "cancellation_api.",
+    "approvals_api.",
+)
 EXPECTED = {
     ("get", "/api/v1/"),
     ("get", "/api/v1/authenticator"),
     ("get", "/api/v1/people"),
     ("get", "/api/v1/me/personal-data"),
+    ("get", "/api/v1/me/cancellation"),
+    ("post", "/api/v1/me/cancellation"),
+    ("post", "/api/v1/me/cancellation/confirm"),
     ("post", "/api/v1/authenticator"),
     ("delete", "/api/v1/authenticator"),
     ("post", "/api/v1/authenticator/confirm"),
@@ -56,6 +67,11 @@ EXPECTED = {
     ("post", "/api/v1/seals/{seal_id}/certificate"),
     ("post", "/api/v1/seals/{seal_id}/certificate/renew"),
     ("post", "/api/v1/seals/{seal_id}/certificate/revoke"),
+    ("put", "/api/v1/seals/{seal_id}/approvers"),
+    ("get", "/api/v1/seals/{seal_id}/usage"),
+    ("get", "/api/v1/approvals"),
+    ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/approve"),
+    ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/reject"),
 }
 EXAMPLES = 12
 """Per operation and generation mode: enough to reach each refusal, little enough for ~60 s."""

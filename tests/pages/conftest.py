@@ -26,10 +26,23 @@ from appliance.models import Certificate, CertificateKind, CertificateStatus, Us
 from appliance.models.enums import RevocationReason
 from appliance.pki.ca import make_context
 from appliance.pki.revoke import revoke_certificate
-from tests.api.conftest import FIELD, ApiEnv, api_database, api_env, password_of, smtp_session
+from tests.api.conftest import (
+    FIELD,
+    ApiEnv,
+    api_database,
+    api_env,
+    directory_person,
+    password_of,
+    smtp_session,
+)
 from tests.fixtures.pdfs import make_pdf
 
-__all__ = ["api_database", "api_env", "smtp_session"]  # the API tests' fixtures, used here too
+__all__ = [
+    "api_database",
+    "api_env",
+    "directory_person",
+    "smtp_session",
+]  # the API tests' fixtures, used here too
 
 EMAILS = {"alice": "alice@example.org", "bob": "bob@example.org", "dave": "dave@example.org"}
 

@@ -192,6 +192,9 @@ def test_the_pages_in_chinese(
     page.goto(f"{base}/me")
     assert page.locator("#my-data-heading").inner_text() == "我的数据"
     _shot(page, f"pages-my-data-zh-{label}", width)
+    page.click("#cancel-account-link")
+    assert page.locator("#cancel-heading").inner_text() == "注销我的账户"
+    _shot(page, f"pages-cancel-zh-{label}", width)
     assert errors == []
     context.close()
 

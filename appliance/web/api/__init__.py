@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from appliance import __version__
-from appliance.web.api import authenticator, certificates, contracts, personal
+from appliance.web.api import approvals, authenticator, cancellation, certificates, contracts, personal
 from appliance.web.api.models import ServiceInfo
 from appliance.web.api.spec import PUBLIC, openapi_document, responses, spec
 from appliance.web.context import current_services
@@ -39,5 +39,13 @@ def openapi() -> Response:
     return jsonify(openapi_document())
 
 
-BLUEPRINTS: tuple[Blueprint, ...] = (bp, contracts.bp, certificates.bp, authenticator.bp, personal.bp)
+BLUEPRINTS: tuple[Blueprint, ...] = (
+    bp,
+    contracts.bp,
+    certificates.bp,
+    authenticator.bp,
+    personal.bp,
+    cancellation.bp,
+    approvals.bp,
+)
 """Register each and exempt each from CSRF (Flask-WTF looks at the request's own blueprint)."""

@@ -23,6 +23,7 @@ from pydantic import (
 from werkzeug.datastructures import FileStorage
 
 from appliance.models import (
+    ApprovalStatus,
     CertificateKind,
     CertificateStatus,
     ContractState,
@@ -103,7 +104,9 @@ def _optional_is_absent(schema: dict[str, Any]) -> None:
             del schema["properties"][name]["default"]
 
 
-class _Body(BaseModel):
+class RequestBody(BaseModel):
+    """A request's JSON body: unknown keys refused, no NaN or infinity, immutable."""
+
     model_config = ConfigDict(
         extra="forbid", allow_inf_nan=False, frozen=True, json_schema_extra=_optional_is_absent
     )
@@ -112,7 +115,7 @@ class _Body(BaseModel):
 # -- requests -------------------------------------------------------------------------------
 
 
-class NewContractForm(_Body):
+class NewContractForm(RequestBody):
     """multipart/form-data: the PDF as the part `file`, the rest as text parts."""
 
     file: UploadedFile
@@ -128,7 +131,7 @@ class NewContractForm(_Body):
     )
 
 
-class FieldIn(_Body):
+class FieldIn(RequestBody):
     page: Annotated[int, Strict(), Field(ge=1, le=100_000, description="1-based page number.")]
     x: Points = Field(description="Left edge, in points from the page's left.")
     y: Points = Field(description="Bottom edge, in points from the page's bottom.")
@@ -136,7 +139,7 @@ class FieldIn(_Body):
     height: Points
 
 
-class NewPartyIn(_Body):
+class NewPartyIn(RequestBody):
     kind: PartyKind
     fields: list[FieldIn] = Field(min_length=1, max_length=MAX_FIELDS_PER_PARTY)
     username: Username | None = Field(None, description="For a person: their login name.")
@@ -144,17 +147,17 @@ class NewPartyIn(_Body):
     routing_order: Annotated[int, Strict(), Field(ge=1, le=MAX_PARTIES)] = 1
 
 
-class SignIn(_Body):
+class SignIn(RequestBody):
     code: Code = Field(
         description="The verification code that was sent to you (or your authenticator app's)."
     )
 
 
-class ReasonIn(_Body):
+class ReasonIn(RequestBody):
     reason: Reason
 
 
-class ConsentIn(_Body):
+class ConsentIn(RequestBody):
     """What you accepted: the version and sha256 of the agreement text you were shown."""
 
     agreement_version: AgreementVersion
@@ -162,11 +165,11 @@ class ConsentIn(_Body):
     locale: ConsentLocale
 
 
-class NewSealIn(_Body):
+class NewSealIn(RequestBody):
     name: SealName
 
 
-class ContractQuery(_Body):
+class ContractQuery(RequestBody):
     state: ContractState | None = None
     role: ListRole = ListRole.ANY
     created_from: AwareDatetime | None = Field(None, description="Created at or after.")
@@ -180,7 +183,7 @@ class ContractQuery(_Body):
     limit: int = Field(20, ge=1, le=MAX_PAGE)
 
 
-class AgreementQuery(_Body):
+class AgreementQuery(RequestBody):
     locale: LocaleName | None = None
 
 
@@ -248,6 +251,18 @@ class VersionOut(BaseModel):
     created_at: AwareDatetime
 
 
+class ApprovalOut(BaseModel):
+    id: int
+    party_id: int = Field(description="The seal party whose use it approves.")
+    seal_name: str
+    position: int = Field(description="Approvers of one seal decide in this order, 1 first.")
+    approver_name: str
+    status: ApprovalStatus
+    decided_at: AwareDatetime | None
+    comment: str | None
+    yours: bool = Field(description="You decide this approval now.")
+
+
 class PageSize(BaseModel):
     width: float
     height: float
@@ -273,6 +288,7 @@ class ContractOut(BaseModel):
     page_sizes: list[PageSize] = Field(description="Of the original, in points, page 1 first.")
     has_completion_certificate: bool
     your_turn: list[int] = Field(description="Ids of the parties you may sign for now.")
+    approvals: list[ApprovalOut] = Field(description="The approvals of its seals, by party and order.")
 
 
 class ContractSummaryOut(BaseModel):
@@ -343,11 +359,11 @@ class MyCertificateOut(BaseModel):
     )
 
 
-class RevokeCertificateIn(_Body):
+class RevokeCertificateIn(RequestBody):
     reason: HolderReason = Field(description="Why you revoke it; the CRL states it.")
 
 
-class RevokeSealCertificateIn(_Body):
+class RevokeSealCertificateIn(RequestBody):
     reason: OrganisationReason = Field(
         description="Why the seal's certificate is revoked; the CRL states it."
     )
@@ -378,6 +394,20 @@ def contract_out(view: ContractView) -> ContractOut:
         page_sizes=[PageSize(width=w, height=h) for w, h in view.page_sizes],
         has_completion_certificate=view.has_completion_certificate,
         your_turn=list(view.your_turn),
+        approvals=[
+            ApprovalOut(
+                id=a.id,
+                party_id=a.party_id,
+                seal_name=a.seal_name,
+                position=a.position,
+                approver_name=a.approver_name,
+                status=a.status,
+                decided_at=a.decided_at,
+                comment=a.comment,
+                yours=a.yours,
+            )
+            for a in view.approvals
+        ],
     )
 
 
@@ -472,7 +502,7 @@ def _summary_out(view: ContractSummary) -> ContractSummaryOut:
 # -- authenticator app ----------------------------------------------------------------------
 
 
-class ConfirmEnrolmentIn(_Body):
+class ConfirmEnrolmentIn(RequestBody):
     email_code: Code = Field(description="The code e-mailed to you when you started adding the app.")
     authenticator_code: Code = Field(description="The code your authenticator app shows now.")
 
@@ -505,7 +535,7 @@ def authenticator_status_out(status: AuthenticatorStatus) -> AuthenticatorStatus
     return AuthenticatorStatusOut(enrolled=status.enrolled, confirmed_at=status.confirmed_at)
 
 
-class PeopleQuery(_Body):
+class PeopleQuery(RequestBody):
     q: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_text)] = Field(
         description="Part of a name, login name or e-mail address (2 to 100 characters)."
     )

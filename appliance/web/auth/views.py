@@ -108,13 +108,18 @@ def logout() -> Response:
     user = session_user()
     if form.validate_on_submit() and user is not None:
         auth_service().logout(user.session_token, client_info())
+    forget_web_session()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.login"), code=303)
+
+
+def forget_web_session() -> None:
+    """Sign out in this browser: the cookie's session is emptied, its language kept."""
     logout_user()
     locale = session.get("locale")
     session.clear()
     if locale:
         session["locale"] = locale
-    flash(_("You are signed out."), "info")
-    return redirect(url_for("auth.login"), code=303)
 
 
 @bp.get("/account")
@@ -182,11 +187,7 @@ def freeze_account() -> Response:
     if not PlainForm().validate_on_submit():
         return redirect(url_for("auth.account"), code=303)
     auth_service().freeze_my_account(user.principal.user_id, client_info())
-    logout_user()
-    locale = session.get("locale")
-    session.clear()
-    if locale:
-        session["locale"] = locale
+    forget_web_session()
     flash(
         _(
             "Your account is frozen: every session and API token of yours has ended, and nobody can "

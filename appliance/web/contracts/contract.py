@@ -18,9 +18,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from appliance.errors import Conflict, Forbidden, InvalidInput, RateLimited
 from appliance.web.auth.principal import client_info, page_principal
 from appliance.web.context import current_services
-from appliance.web.contracts.forms import ReasonForm, RemindForm
+from appliance.web.contracts.forms import DecisionForm, ReasonForm, RemindForm
 from appliance.web.contracts.problems import problem_text
 from appliance.web.files import ID, file_download
+from appliance.workflow.approvals import decide_approval
 from appliance.workflow.closing import reject_contract, remind_parties, withdraw_contract
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.queries import Document, contract_evidence, get_contract, open_document, preview_page
@@ -45,6 +46,7 @@ def show(contract_id: int) -> str:
         viewer_id=principal.user_id,
         reason_form=ReasonForm(),
         remind_form=RemindForm(),
+        decision_form=DecisionForm(),
     )
 
 
@@ -77,6 +79,29 @@ def reject(contract_id: int, party_id: int) -> Response:
             workflow, page_principal(), client_info(), contract_id, party_id, form.reason.data or ""
         ),
         _("You rejected the contract. Everyone involved is told."),
+    )
+
+
+@bp.post(f"{CONTRACT}/approvals/<{ID}:approval_id>/<any(approve, reject):decision>")
+@login_required  # type: ignore[misc]
+def decide(contract_id: int, approval_id: int, decision: str) -> Response:
+    form = DecisionForm()
+    approve = decision == "approve"
+    return _act(
+        contract_id,
+        form,
+        lambda workflow: decide_approval(
+            workflow,
+            page_principal(),
+            client_info(),
+            contract_id,
+            approval_id,
+            approve=approve,
+            comment=form.comment.data or "",
+        ),
+        _("You approved the use of the seal.")
+        if approve
+        else _("You rejected the use of the seal. The initiator is told."),
     )
 
 

@@ -25,6 +25,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Reg
 from appliance.models import ContractState, PartyKind, Routing
 from appliance.web.contracts.labels import STATES
 from appliance.web.dates import end_of, start_of
+from appliance.workflow.approvals import MAX_COMMENT
 from appliance.workflow.certificates import Consent
 from appliance.workflow.closing import MAX_REASON
 from appliance.workflow.drafts import MAX_MESSAGE, MAX_TITLE
@@ -82,6 +83,12 @@ class ArchiveFilterForm(_SearchForm):
 
 class ReasonForm(FlaskForm):
     reason = TextAreaField(_l("Reason"), validators=[InputRequired(), Length(max=MAX_REASON)])
+
+
+class DecisionForm(FlaskForm):
+    """An approver's decision; the comment is required to reject (the workflow says so)."""
+
+    comment = TextAreaField(_l("Comment"), validators=[Length(max=MAX_COMMENT)])
 
 
 class CodeForm(FlaskForm):

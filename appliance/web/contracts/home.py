@@ -8,6 +8,7 @@ from werkzeug.datastructures import MultiDict
 from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
 from appliance.web.contracts.forms import FilterForm
+from appliance.workflow.approvals import list_my_approvals
 from appliance.workflow.queries import ContractFilter, ListRole, list_contracts
 from appliance.workflow.todo import list_todo
 
@@ -29,7 +30,10 @@ def todo_page() -> str:
         workflow, user.principal, where, cursor=request.args.get("cursor") or None, limit=PAGE_SIZE
     )
     filters = {k: v for k, v in request.args.items() if k != "cursor" and v}
-    return render_template("contracts/home.html", todo=todo, page=page, form=form, filters=filters)
+    approvals = list_my_approvals(workflow, user.principal)
+    return render_template(
+        "contracts/home.html", todo=todo, approvals=approvals, page=page, form=form, filters=filters
+    )
 
 
 def _filter(form: FilterForm) -> ContractFilter:

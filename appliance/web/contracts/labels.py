@@ -6,7 +6,7 @@ from flask import Flask
 from flask_babel import LazyString
 from flask_babel import lazy_gettext as _l
 
-from appliance.models import ContractState, PartyStatus
+from appliance.models import ApprovalStatus, ContractState, PartyStatus
 
 STATES: dict[ContractState, LazyString] = {
     ContractState.DRAFT: _l("Draft"),
@@ -25,11 +25,22 @@ PARTY_STATUSES: dict[PartyStatus, LazyString] = {
     PartyStatus.SIGNED: _l("Signed"),
     PartyStatus.REJECTED: _l("Rejected"),
 }
+APPROVAL_STATUSES: dict[ApprovalStatus, LazyString] = {
+    ApprovalStatus.WAITING: _l("Waiting for earlier approvers"),
+    ApprovalStatus.PENDING: _l("To decide now"),
+    ApprovalStatus.APPROVED: _l("Approved"),
+    ApprovalStatus.REJECTED: _l("Rejected"),
+    ApprovalStatus.CANCELLED: _l("No longer needed"),
+}
 ACTIONS: dict[str, LazyString] = {
     "created": _l("Created"),
     "party_added": _l("Party added"),
     "party_removed": _l("Party removed"),
     "sent": _l("Sent for signing"),
+    "submitted_for_approval": _l("Sent for seal approval"),
+    "seal_approved": _l("Use of the seal approved"),
+    "seal_approval_rejected": _l("Use of the seal rejected"),
+    "approved": _l("Approved: sent for signing"),
     "viewed": _l("Opened by a signer"),
     "code_sent": _l("Verification code sent"),
     "code_verified": _l("Verification code confirmed"),
@@ -77,6 +88,10 @@ def party_status_label(status: PartyStatus) -> str:
     return str(PARTY_STATUSES[status])
 
 
+def approval_status_label(status: ApprovalStatus) -> str:
+    return str(APPROVAL_STATUSES[status])
+
+
 def action_label(action: str) -> str:
     """An evidence action in words; one added later shows as its code until it gets a label."""
     return str(ACTIONS.get(action, action))
@@ -89,5 +104,6 @@ def validation_problem(code: str) -> str:
 def install_labels(app: Flask) -> None:
     app.add_template_filter(state_label, "state_label")
     app.add_template_filter(party_status_label, "party_status_label")
+    app.add_template_filter(approval_status_label, "approval_status_label")
     app.add_template_filter(action_label, "action_label")
     app.add_template_filter(validation_problem, "validation_problem")

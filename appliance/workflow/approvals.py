@@ -1,0 +1,377 @@
+"""Approving the use of a seal before it is applied.
+
+An organisation admin names a seal's approvers, in order (`set_seal_approvers`); a seal with
+approvers requires approval. When a contract that uses such a seal is sent, it waits in
+`pending_approval`: one approval row per approver of each such seal, as the approvers stood
+then, the first of each seal pending and the others waiting their turn. Approvers find them
+in their to-do list (`list_my_approvals`) and decide with a comment (`decide_approval`):
+
+* an approval hands over to the seal's next approver; the last approval of the last seal
+  sends the contract out for signing (parties' turns and notices as on a plain send);
+* a rejection rejects the contract, with the comment as its reason, and cancels the other
+  approvals; the initiator is told.
+
+Each decision is an evidence event and an operation-log record; each application of a seal
+is a row of the seal's usage log (`record_seal_usage`, written by the signing step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from appliance.auth.records import ClientInfo, Principal
+from appliance.db import transaction
+from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appliance.models import (
+    ApprovalStatus,
+    Contract,
+    ContractState,
+    Party,
+    PartyKind,
+    Seal,
+    SealApproval,
+    SealApprover,
+    SealUsage,
+    User,
+    UserSource,
+)
+from appliance.notify import notify_user
+from appliance.workflow.access import READERS, active_user, load_visible
+from appliance.workflow.certificates import log_event
+from appliance.workflow.closing import OPEN_APPROVALS, close_contract
+from appliance.workflow.context import WorkflowContext
+from appliance.workflow.notices import contract_link
+from appliance.workflow.seals import admins_seal
+from appliance.workflow.states import Transition, next_state
+from appliance.workflow.store import record
+from appliance.workflow.turns import start_signing
+from appliance.workflow.views import ContractView, contract_view
+
+MAX_APPROVERS = 10
+MAX_COMMENT = 1000
+
+
+@dataclass(frozen=True)
+class ApprovalItem:
+    """An approval waiting for the person's decision."""
+
+    approval_id: int
+    contract_id: int
+    title: str
+    seal_name: str
+    initiator_name: str
+    deadline: datetime | None
+
+
+@dataclass(frozen=True)
+class SealUsageView:
+    applied_at: datetime
+    contract_id: int
+    contract_title: str
+    applied_by: str
+    document_sha256: str
+    approval_ids: tuple[int, ...]
+
+
+def seal_usage_log(
+    ctx: WorkflowContext, principal: Principal, seal_id: int, *, limit: int = 200
+) -> tuple[SealUsageView, ...]:
+    """The seal's uses, newest first: for its organisation's admins and auditors.
+
+    :raises NotFound: no seal of the person's organisation with that id, or not theirs to read.
+    """
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        seal = session.get(Seal, seal_id)
+        if seal is None or seal.organisation_id != user.organisation_id or not user.role_set() & READERS:
+            raise NotFound("There is no seal of your organisation with that id.")
+        rows = session.execute(
+            select(SealUsage, User.display_name)
+            .outerjoin(User, User.id == SealUsage.applied_by_id)
+            .where(SealUsage.seal_id == seal.id)
+            .order_by(SealUsage.id.desc())
+            .limit(limit)
+        ).all()
+        return tuple(
+            SealUsageView(
+                applied_at=usage.applied_at,
+                contract_id=usage.contract_id,
+                contract_title=usage.contract_title,
+                applied_by=name or "",
+                document_sha256=usage.document_sha256,
+                approval_ids=tuple(int(i) for i in usage.approval_ids.split(",") if i),
+            )
+            for usage, name in rows
+        )
+
+
+def set_seal_approvers(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, usernames: list[str]
+) -> tuple[str, ...]:
+    """Replace the seal's approvers with `usernames`, in that order (none: no approval needed).
+
+    Contracts already sent keep the approvers they were sent with.
+
+    :raises NotFound: no seal of the admin's organisation with that id.
+    :raises Forbidden: not the organisation's admin.
+    :raises InvalidInput: a name twice, too many, or someone who cannot approve.
+    """
+    now = ctx.clock.now()
+    if len(usernames) > MAX_APPROVERS or len(set(usernames)) != len(usernames):
+        raise InvalidInput(f"Name up to {MAX_APPROVERS} different approvers, in the order they decide.")
+    with transaction(ctx.sessions) as session:
+        admin, seal = admins_seal(session, principal, seal_id)
+        people = [_approver(session, seal, name) for name in usernames]
+        session.execute(delete(SealApprover).where(SealApprover.seal_id == seal.id))
+        session.add_all(
+            SealApprover(seal_id=seal.id, position=n, user_id=person.id) for n, person in enumerate(people, 1)
+        )
+        seal.requires_approval = bool(people)
+        names = tuple(p.username for p in people)
+        log_event(
+            session, "seal.approvers_set", admin, client, now, "seal", seal.id, {"approvers": ",".join(names)}
+        )
+        return names
+
+
+def seal_approvers(session: Session, seal_id: int) -> list[User]:
+    """The seal's approvers in the order they decide."""
+    return list(
+        session.scalars(
+            select(User)
+            .join(SealApprover, SealApprover.user_id == User.id)
+            .where(SealApprover.seal_id == seal_id)
+            .order_by(SealApprover.position)
+        )
+    )
+
+
+def request_approvals(ctx: WorkflowContext, session: Session, contract: Contract, now: datetime) -> bool:
+    """At sending: the approvals the contract's seals need, first ones notified. Whether any."""
+    created: list[SealApproval] = []
+    for party in contract.parties:
+        if party.kind is not PartyKind.SEAL or party.seal_id is None:
+            continue
+        seal = session.get_one(Seal, party.seal_id)
+        if not seal.requires_approval:
+            continue
+        for position, approver in enumerate(seal_approvers(session, seal.id), 1):
+            created.append(
+                SealApproval(
+                    contract_id=contract.id,
+                    party_id=party.id,
+                    seal_id=seal.id,
+                    position=position,
+                    approver_id=approver.id,
+                    status=ApprovalStatus.PENDING if position == 1 else ApprovalStatus.WAITING,
+                    created_at=now,
+                )
+            )
+    session.add_all(created)
+    session.flush()
+    for approval in created:
+        if approval.status is ApprovalStatus.PENDING:
+            _ask(ctx, session, contract, approval, now)
+    return bool(created)
+
+
+def decide_approval(
+    ctx: WorkflowContext,
+    principal: Principal,
+    client: ClientInfo,
+    contract_id: int,
+    approval_id: int,
+    *,
+    approve: bool,
+    comment: str,
+) -> ContractView:
+    """Approve or reject one use of a seal, with a comment (required to reject).
+
+    :raises NotFound: no such contract or approval that the person may see.
+    :raises Forbidden: the approval is someone else's.
+    :raises Conflict: it is not waiting for a decision (decided, or not yet its turn).
+    """
+    now = ctx.clock.now()
+    said = _comment(comment, required=not approve)
+    with transaction(ctx.sessions) as session:
+        user = active_user(session, principal.user_id)
+        contract = load_visible(session, user, contract_id, lock=True)
+        approval = session.get(SealApproval, approval_id)
+        if approval is None or approval.contract_id != contract.id:
+            raise NotFound("This contract has no approval with that id.")
+        if approval.approver_id != user.id:
+            raise Forbidden("This approval is another approver's.")
+        if (
+            contract.state is not ContractState.PENDING_APPROVAL
+            or approval.status is not ApprovalStatus.PENDING
+        ):
+            raise Conflict("This approval is not waiting for a decision.")
+        seal = session.get_one(Seal, approval.seal_id)
+        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        approval.decided_at, approval.comment = now, said
+        facts: dict[str, object] = {
+            "approval_id": approval.id,
+            "seal_id": seal.id,
+            "seal": seal.name,
+            "position": approval.position,
+        }
+        if said:
+            facts["comment"] = said
+        record(
+            session,
+            contract,
+            "seal_approved" if approve else "seal_approval_rejected",
+            actor=user,
+            client=client,
+            now=now,
+            details=facts,
+        )
+        if approve:
+            _after_approval(ctx, session, contract, approval, user, client, now)
+        else:
+            _reject(ctx, session, contract, user, client, now, said or "")
+        return contract_view(session, contract, user)
+
+
+def list_my_approvals(ctx: WorkflowContext, principal: Principal) -> tuple[ApprovalItem, ...]:
+    """The seal uses waiting for the person's decision, soonest deadline first."""
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        initiator = User.__table__.alias("initiator")
+        rows = session.execute(
+            select(
+                SealApproval.id,
+                Contract.id,
+                Contract.title,
+                Seal.name,
+                initiator.c.display_name,
+                Contract.deadline,
+            )
+            .join(Contract, Contract.id == SealApproval.contract_id)
+            .join(Seal, Seal.id == SealApproval.seal_id)
+            .join(initiator, initiator.c.id == Contract.initiator_id)
+            .where(
+                SealApproval.approver_id == user.id,
+                SealApproval.status == ApprovalStatus.PENDING,
+                Contract.state == ContractState.PENDING_APPROVAL,
+            )
+            .order_by(Contract.deadline.is_(None), Contract.deadline, Contract.id, SealApproval.id)
+        ).all()
+        return tuple(ApprovalItem(*row) for row in rows)
+
+
+def record_seal_usage(
+    session: Session, contract: Contract, party: Party, user: User, sha256: str, now: datetime
+) -> None:
+    """The seal's usage log: `user` applied `party`'s seal, producing the version `sha256`."""
+    assert party.seal_id is not None
+    approvals = session.scalars(
+        select(SealApproval.id)
+        .where(SealApproval.party_id == party.id, SealApproval.status == ApprovalStatus.APPROVED)
+        .order_by(SealApproval.position)
+    ).all()
+    session.add(
+        SealUsage(
+            seal_id=party.seal_id,
+            contract_id=contract.id,
+            contract_title=contract.title,
+            party_id=party.id,
+            applied_by_id=user.id,
+            applied_at=now,
+            document_sha256=sha256,
+            approval_ids=",".join(str(i) for i in approvals),
+        )
+    )
+
+
+def _after_approval(
+    ctx: WorkflowContext,
+    session: Session,
+    contract: Contract,
+    approval: SealApproval,
+    approver: User,
+    client: ClientInfo,
+    now: datetime,
+) -> None:
+    following = session.scalars(
+        select(SealApproval).where(
+            SealApproval.party_id == approval.party_id, SealApproval.position == approval.position + 1
+        )
+    ).one_or_none()
+    if following is not None:
+        following.status = ApprovalStatus.PENDING
+        _ask(ctx, session, contract, following, now)
+        return
+    still_open = session.scalars(
+        select(SealApproval.id).where(
+            SealApproval.contract_id == contract.id, SealApproval.status.in_(OPEN_APPROVALS)
+        )
+    ).first()
+    if still_open is None:
+        target = next_state(contract, Transition.APPROVE)
+        start_signing(
+            ctx, session, contract, target, actor=approver, client=client, now=now, action="approved"
+        )
+
+
+def _reject(
+    ctx: WorkflowContext,
+    session: Session,
+    contract: Contract,
+    user: User,
+    client: ClientInfo,
+    now: datetime,
+    reason: str,
+) -> None:
+    contract.closing_reason = reason
+    close_contract(session, contract, Transition.REJECT, user, client, now, reason)
+    initiator = session.get(User, contract.initiator_id)
+    if initiator is not None:
+        params = {
+            "title": contract.title,
+            "link": contract_link(ctx, contract),
+            "actor": user.display_name,
+            "reason": reason,
+        }
+        notify_user(session, initiator, "contract_rejected", params, now=now, mail=ctx.mail)
+
+
+def _ask(
+    ctx: WorkflowContext, session: Session, contract: Contract, approval: SealApproval, now: datetime
+) -> None:
+    approver = session.get(User, approval.approver_id)
+    seal = session.get_one(Seal, approval.seal_id)
+    initiator = session.get(User, contract.initiator_id)
+    if approver is None or not approver.active:
+        return
+    params = {
+        "title": contract.title,
+        "seal": seal.name,
+        "initiator": initiator.display_name if initiator else "",
+        "link": contract_link(ctx, contract),
+    }
+    notify_user(session, approver, "seal_approval_requested", params, now=now, mail=ctx.mail)
+
+
+def _approver(session: Session, seal: Seal, username: str) -> User:
+    person = session.scalars(
+        select(User).where(User.username == username, User.source == UserSource.DIRECTORY)
+    ).one_or_none()
+    if person is None or not person.active or person.anonymised_at is not None:
+        raise InvalidInput(f"{username!r} has not signed in here, or cannot approve: name someone who has.")
+    if person.organisation_id != seal.organisation_id:
+        raise InvalidInput(f"{person.display_name} is not in the seal's organisation.")
+    return person
+
+
+def _comment(comment: str, *, required: bool) -> str | None:
+    text = (comment or "").strip()
+    if required and not text:
+        raise InvalidInput("Say why you reject the use of the seal.")
+    if len(text) > MAX_COMMENT or not all(line.isprintable() for line in text.splitlines()):
+        raise InvalidInput(f"A comment is at most {MAX_COMMENT} characters of text.")
+    return text or None

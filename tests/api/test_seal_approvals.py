@@ -1,0 +1,88 @@
+"""Seal approvals through the API: alice (Finance's org admin and seal keeper) names dave as a
+new seal's approver; bob's contract with the seal waits for dave, who approves it; alice seals
+it; the seal's usage log names the approval. Whoever is not the organisation's gets 404."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from tests.api.conftest import FIELD, ApiEnv, assert_problem
+
+
+def _consent(api_env: ApiEnv, username: str) -> dict[str, str]:
+    agreement = (
+        api_env.client().get("/api/v1/certificates/agreement", headers=api_env.auth(username)).get_json()
+    )
+    return {
+        "agreement_version": agreement["version"],
+        "agreement_sha256": agreement["sha256"],
+        "locale": "en",
+    }
+
+
+def _sealed_contract(api_env: ApiEnv, seal_id: int) -> dict[str, Any]:
+    client, bob = api_env.client(), api_env.auth("bob")
+    created = api_env.create_contract("bob")
+    assert created.status_code == 201, created.get_data(as_text=True)
+    contract_id = created.get_json()["id"]
+    party = {"kind": "seal", "seal_id": seal_id, "fields": [FIELD]}
+    added = client.post(f"/api/v1/contracts/{contract_id}/parties", json=party, headers=bob)
+    assert added.status_code == 201, added.get_data(as_text=True)
+    sent = client.post(f"/api/v1/contracts/{contract_id}/send", headers=bob)
+    assert sent.status_code == 200, sent.get_data(as_text=True)
+    contract: dict[str, Any] = sent.get_json()
+    return contract
+
+
+def test_an_approver_approves_and_the_keeper_seals(api_env: ApiEnv) -> None:
+    client = api_env.client()
+    alice, bob, dave = api_env.auth("alice"), api_env.auth("bob"), api_env.auth("dave")
+    seal = client.post("/api/v1/seals", json={"name": f"财务专用章 {secrets.token_hex(3)}"}, headers=alice)
+    assert seal.status_code == 201, seal.get_data(as_text=True)
+    seal_id = seal.get_json()["id"]
+    certified = client.post(
+        f"/api/v1/seals/{seal_id}/certificate", json=_consent(api_env, "alice"), headers=alice
+    )
+    assert certified.status_code == 201, certified.get_data(as_text=True)
+
+    path = f"/api/v1/seals/{seal_id}/approvers"
+    assert_problem(client.put(path, json={"usernames": ["dave"]}, headers=bob), 404)  # another organisation's
+    assert_problem(client.put(path, json={"usernames": ["bob"]}, headers=alice), 400)  # not of Finance
+    named = client.put(path, json={"usernames": ["dave"]}, headers=alice)
+    assert (named.status_code, named.get_json()) == (200, {"usernames": ["dave"]})
+
+    contract = _sealed_contract(api_env, seal_id)
+    assert contract["state"] == "pending_approval"
+    (approval,) = contract["approvals"]
+    assert approval["approver_name"] == "Dave Zhou"
+    assert (approval["status"], approval["yours"]) == ("pending", False)
+    waiting = client.get("/api/v1/approvals", headers=dave).get_json()["items"]
+    assert [(i["contract_id"], i["approval_id"]) for i in waiting] == [(contract["id"], approval["id"])]
+    assert all(
+        i["contract_id"] != contract["id"]
+        for i in client.get("/api/v1/approvals", headers=alice).get_json()["items"]
+    )
+
+    decision = f"/api/v1/contracts/{contract['id']}/approvals/{approval['id']}"
+    assert_problem(client.post(f"{decision}/reject", json={"comment": ""}, headers=dave), 400)
+    assert_problem(client.post(f"{decision}/approve", json={}, headers=alice), 403)
+    approved = client.post(f"{decision}/approve", json={"comment": "Budget checked."}, headers=dave)
+    assert approved.status_code == 200, approved.get_data(as_text=True)
+    assert approved.get_json()["state"] == "signing"
+    assert approved.get_json()["approvals"][0]["comment"] == "Budget checked."
+    assert_problem(client.post(f"{decision}/approve", json={}, headers=dave), 409)
+
+    party = f"/api/v1/contracts/{contract['id']}/parties/{contract['parties'][0]['id']}"
+    assert client.post(f"{party}/code", headers=alice).status_code == 200
+    code = api_env.codes_mailed_to("alice@example.org")[-1]
+    signed = client.post(f"{party}/sign", json={"code": code}, headers=alice)
+    assert signed.status_code == 200, signed.get_data(as_text=True)
+    assert signed.get_json()["state"] == "completed"
+
+    log = client.get(f"/api/v1/seals/{seal_id}/usage", headers=dave)  # an auditor of Finance
+    assert log.status_code == 200, log.get_data(as_text=True)
+    (used,) = log.get_json()["items"]
+    assert (used["contract_id"], used["approval_ids"]) == (contract["id"], [approval["id"]])
+    assert used["document_sha256"] == signed.get_json()["versions"][-1]["sha256"]
+    assert_problem(client.get(f"/api/v1/seals/{seal_id}/usage", headers=bob), 404)
