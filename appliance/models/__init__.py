@@ -14,6 +14,7 @@ from appliance.models.enums import (
     RevocationReason,
     Role,
     Routing,
+    SealKind,
     UserSource,
 )
 from appliance.models.evidence import EvidenceEvent
@@ -75,6 +76,7 @@ __all__ = [
     "Seal",
     "SealApproval",
     "SealApprover",
+    "SealKind",
     "SealUsage",
     "SignatureField",
     "TotpEnrolment",

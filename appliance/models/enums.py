@@ -92,3 +92,14 @@ class RevocationReason(StrEnum):
     SUPERSEDED = "superseded"
     CESSATION_OF_OPERATION = "cessation_of_operation"
     PRIVILEGE_WITHDRAWN = "privilege_withdrawn"
+
+
+class SealKind(StrEnum):
+    """What a seal is for, as Chinese company seals are distinguished."""
+
+    OFFICIAL = "official"
+    CONTRACT = "contract"
+    FINANCE = "finance"
+    INVOICE = "invoice"
+    HR = "hr"
+    LEGAL_REPRESENTATIVE = "legal_representative"

@@ -13,6 +13,7 @@ from appliance.models.enums import (
     CertificateStatus,
     KeyPurpose,
     RevocationReason,
+    SealKind,
 )
 
 
@@ -84,12 +85,16 @@ class Seal(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[SealKind] = mapped_column(enum_column(SealKind, 30), default=SealKind.CONTRACT)
     description: Mapped[str | None] = mapped_column(Text)
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     """Stamp image (PNG with transparency) in the blob store."""
     certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
     requires_approval: Mapped[bool] = mapped_column(default=True)
     active: Mapped[bool] = mapped_column(default=True)
+    """False while disabled (it can be enabled again) and once retired."""
+    retired_at: Mapped[datetime | None]
+    """Retired for good. Seals are never deleted: contracts and the usage log refer to them."""
     created_at: Mapped[datetime]
 
 

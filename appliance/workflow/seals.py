@@ -8,6 +8,7 @@ organisation's dissolution or merger among them; the CRL is published at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from io import BytesIO
@@ -26,6 +27,8 @@ from appliance.models import (
     RevocationReason,
     Role,
     Seal,
+    SealApprover,
+    SealKind,
     User,
     UserRole,
 )
@@ -34,7 +37,8 @@ from appliance.pki import certs
 from appliance.pki.ca import make_context
 from appliance.pki.issue import issue_certificate
 from appliance.pki.revoke import revoke_certificate
-from appliance.signing.appearance import load_image
+from appliance.signing.appearance import STAMP_FONT, load_image
+from appliance.signing.seal_image import draw_round_seal
 from appliance.workflow.access import active_user
 from appliance.workflow.certificates import (
     RENEWAL_WINDOW,
@@ -70,10 +74,57 @@ ORGANISATION_REASONS = {
 """Each reason as the CRL states it (RFC 5280 CRLReason)."""
 
 
+SEAL_LABELS = {
+    SealKind.OFFICIAL: ("", "OFFICIAL SEAL"),
+    SealKind.CONTRACT: ("合同专用章", "CONTRACT SEAL"),
+    SealKind.FINANCE: ("财务专用章", "FINANCE SEAL"),
+    SealKind.INVOICE: ("发票专用章", "INVOICE SEAL"),
+    SealKind.HR: ("人事专用章", "HR SEAL"),
+    SealKind.LEGAL_REPRESENTATIVE: ("法定代表人章", "LEGAL REPRESENTATIVE"),
+}
+"""What a drawn seal says below its star: in Chinese for an organisation with a Chinese name
+(an official seal, 公章, carries the name alone), else in English."""
+
+
+class SealState(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    """Not offered and not applied until enabled again."""
+    RETIRED = "retired"
+    """For good."""
+
+
+@dataclass(frozen=True)
+class SealView:
+    id: int
+    name: str
+    kind: SealKind
+    state: SealState
+    image_sha256: str | None
+    certificate: CertificateView | None
+    certificate_usable: bool
+    """It has a certificate that may sign now."""
+    renewable_from: datetime | None
+    """From when its usable certificate may be renewed."""
+    approvers: tuple[str, ...]
+    """Login names of the people who approve its use, in order; empty: no approval needed."""
+    created_at: datetime
+
+
 def create_seal(
-    ctx: WorkflowContext, principal: Principal, client: ClientInfo, name: str, image_png: bytes | None = None
+    ctx: WorkflowContext,
+    principal: Principal,
+    client: ClientInfo,
+    name: str,
+    image_png: bytes | None = None,
+    *,
+    kind: SealKind = SealKind.CONTRACT,
 ) -> int:
-    """A new seal of the org admin's organisation (no certificate yet); returns its id."""
+    """A new seal of the org admin's organisation (no certificate yet); returns its id.
+
+    `image_png`: the stamp, a PNG with transparency; without one the appliance draws the
+    classic round red seal from the organisation's name and the seal's kind.
+    """
     now = ctx.clock.now()
     name = name.strip()
     if not name or len(name) > 64 or not name.isprintable():
@@ -82,22 +133,118 @@ def create_seal(
         user = active_user(session, principal.user_id)
         if Role.ORG_ADMIN not in user.role_set() or user.organisation_id is None:
             raise Forbidden("Only an organisation's admin can create its seals.")
-        image_sha256 = None
-        if image_png is not None:
+        if image_png is None:
+            organisation = session.get_one(Organisation, user.organisation_id)
+            image_png = draw_round_seal(organisation.name, _label(organisation.name, kind), STAMP_FONT)
+        else:
             load_image(image_png)  # refuses what is not a sane PNG before it is stored
-            image_sha256 = ctx.blobs.put(BytesIO(image_png))
         seal = Seal(
             organisation_id=user.organisation_id,
             name=name,
-            image_sha256=image_sha256,
+            kind=kind,
+            image_sha256=ctx.blobs.put(BytesIO(image_png)),
             requires_approval=False,
             active=True,
             created_at=now,
         )
         session.add(seal)
         session.flush()
-        log_event(session, "seal.created", user, client, now, "seal", seal.id, {"name": name})
+        details = {"name": name, "kind": kind.value}
+        log_event(session, "seal.created", user, client, now, "seal", seal.id, details)
         return seal.id
+
+
+def list_organisation_seals(ctx: WorkflowContext, principal: Principal) -> tuple[SealView, ...]:
+    """The seals of the org admin's organisation, in use first, by name.
+
+    :raises Forbidden: not an organisation's admin.
+    """
+    with ctx.sessions() as session:
+        user = active_user(session, principal.user_id)
+        if Role.ORG_ADMIN not in user.role_set() or user.organisation_id is None:
+            raise Forbidden("Only an organisation's admin manages its seals.")
+        seals = session.scalars(
+            select(Seal)
+            .where(Seal.organisation_id == user.organisation_id)
+            .order_by(Seal.retired_at.is_not(None), Seal.active.desc(), Seal.name, Seal.id)
+        )
+        return tuple(_seal_view(session, seal, ctx.clock.now()) for seal in seals)
+
+
+def organisation_seal(ctx: WorkflowContext, principal: Principal, seal_id: int) -> SealView:
+    """One seal of the org admin's organisation.
+
+    :raises NotFound: no such seal of their organisation.
+    """
+    with ctx.sessions() as session:
+        _user, seal = admins_seal(session, principal, seal_id)
+        return _seal_view(session, seal, ctx.clock.now())
+
+
+def seal_image(ctx: WorkflowContext, principal: Principal, seal_id: int) -> bytes:
+    """The seal's stamp image (PNG), for its organisation's admins."""
+    with ctx.sessions() as session:
+        _user, seal = admins_seal(session, principal, seal_id)
+        if seal.image_sha256 is None:
+            raise NotFound("This seal has no image; its stamp is text.")
+        sha256 = seal.image_sha256
+    return ctx.blobs.get(sha256)
+
+
+def set_seal_state(
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, state: SealState
+) -> SealView:
+    """Enable, disable or retire a seal. A disabled or retired seal is neither offered to
+    initiators nor applied, contracts already sent with it included.
+
+    :raises Conflict: a retired seal stays retired.
+    """
+    now = ctx.clock.now()
+    with transaction(ctx.sessions) as session:
+        user, seal = admins_seal(session, principal, seal_id)
+        if seal.retired_at is not None:
+            raise Conflict("This seal is retired for good; create a new one instead.")
+        if _state_of(seal) is state:
+            return _seal_view(session, seal, now)
+        seal.active = state is SealState.ACTIVE
+        if state is SealState.RETIRED:
+            seal.retired_at = now
+        log_event(session, f"seal.{state.value}", user, client, now, "seal", seal.id, {"name": seal.name})
+        return _seal_view(session, seal, now)
+
+
+def _label(organisation: str, kind: SealKind) -> str:
+    chinese, english = SEAL_LABELS[kind]
+    return chinese if any("\u4e00" <= c <= "\u9fff" for c in organisation) else english
+
+
+def _state_of(seal: Seal) -> SealState:
+    if seal.retired_at is not None:
+        return SealState.RETIRED
+    return SealState.ACTIVE if seal.active else SealState.DISABLED
+
+
+def _seal_view(session: Session, seal: Seal, now: datetime) -> SealView:
+    certificate = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
+    usable = certificate is not None and is_usable(session, certificate, now)
+    approvers = session.scalars(
+        select(User.username)
+        .join(SealApprover, SealApprover.user_id == User.id)
+        .where(SealApprover.seal_id == seal.id)
+        .order_by(SealApprover.position)
+    ).all()
+    return SealView(
+        id=seal.id,
+        name=seal.name,
+        kind=seal.kind,
+        state=_state_of(seal),
+        image_sha256=seal.image_sha256,
+        certificate=certificate_view(certificate) if certificate is not None else None,
+        certificate_usable=usable,
+        renewable_from=certificate.not_after - RENEWAL_WINDOW if usable and certificate else None,
+        approvers=tuple(approvers),
+        created_at=seal.created_at,
+    )
 
 
 def apply_seal_certificate(

@@ -403,6 +403,8 @@ def _party_to_sign(session: Session, user: User, contract: Contract, party_id: i
         raise InvalidState("This party has signed already.")
     if party.status is not PartyStatus.PENDING:
         raise NotYourTurn("It is not this party's turn yet: earlier parties sign first.")
+    if party.kind is PartyKind.SEAL:
+        _seal(session, party)  # refuses a seal disabled or retired since the contract was sent
     return party
 
 

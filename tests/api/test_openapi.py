@@ -31,6 +31,7 @@ API_BLUEPRINTS = (
     "personal_api.",
     "cancellation_api.",
     "approvals_api.",
+    "seals_api.",
 )
 EXPECTED = {
     ("get", "/api/v1/"),
@@ -69,6 +70,9 @@ EXPECTED = {
     ("post", "/api/v1/seals/{seal_id}/certificate/revoke"),
     ("put", "/api/v1/seals/{seal_id}/approvers"),
     ("get", "/api/v1/seals/{seal_id}/usage"),
+    ("get", "/api/v1/seals"),
+    ("get", "/api/v1/seals/{seal_id}"),
+    ("put", "/api/v1/seals/{seal_id}/state"),
     ("get", "/api/v1/approvals"),
     ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/approve"),
     ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/reject"),

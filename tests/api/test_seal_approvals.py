@@ -4,10 +4,12 @@ it; the seal's usage log names the approval. Whoever is not the organisation's g
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 
 from tests.api.conftest import FIELD, ApiEnv, assert_problem
+from tests.fixtures.pdfs import make_png
 
 
 def _consent(api_env: ApiEnv, username: str) -> dict[str, str]:
@@ -86,3 +88,37 @@ def test_an_approver_approves_and_the_keeper_seals(api_env: ApiEnv) -> None:
     assert (used["contract_id"], used["approval_ids"]) == (contract["id"], [approval["id"]])
     assert used["document_sha256"] == signed.get_json()["versions"][-1]["sha256"]
     assert_problem(client.get(f"/api/v1/seals/{seal_id}/usage", headers=bob), 404)
+
+
+def test_an_org_admin_manages_the_organisations_seals(api_env: ApiEnv) -> None:
+    client, alice, bob = api_env.client(), api_env.auth("alice"), api_env.auth("bob")
+    png = base64.b64encode(make_png(200, 200)).decode()
+    created = client.post(
+        "/api/v1/seals",
+        json={"name": f"发票专用章 {secrets.token_hex(3)}", "kind": "invoice", "image_png": png},
+        headers=alice,
+    )
+    assert created.status_code == 201, created.get_data(as_text=True)
+    seal_id = created.get_json()["id"]
+    not_png = base64.b64encode(b"GIF89a not a png").decode()
+    assert client.post(
+        "/api/v1/seals", json={"name": "x", "image_png": not_png}, headers=alice
+    ).status_code in (400, 422)
+
+    seal = client.get(f"/api/v1/seals/{seal_id}", headers=alice).get_json()
+    assert (seal["kind"], seal["state"], seal["has_image"], seal["certificate_usable"]) == (
+        "invoice",
+        "active",
+        True,
+        False,
+    )
+    assert seal_id in [s["id"] for s in client.get("/api/v1/seals", headers=alice).get_json()["items"]]
+    disabled = client.put(f"/api/v1/seals/{seal_id}/state", json={"state": "disabled"}, headers=alice)
+    assert disabled.get_json()["state"] == "disabled"
+    retired = client.put(f"/api/v1/seals/{seal_id}/state", json={"state": "retired"}, headers=alice)
+    assert retired.get_json()["state"] == "retired"
+    assert_problem(client.put(f"/api/v1/seals/{seal_id}/state", json={"state": "active"}, headers=alice), 409)
+
+    assert_problem(client.get("/api/v1/seals", headers=bob), 403)
+    assert_problem(client.get(f"/api/v1/seals/{seal_id}", headers=bob), 404)
+    assert_problem(client.put(f"/api/v1/seals/{seal_id}/state", json={"state": "active"}, headers=bob), 404)

@@ -169,6 +169,13 @@ def test_the_pages_in_chinese(
     _shot(page, f"pages-sign-zh-{label}", width)
     page.goto(f"{base}/certificates")
     _shot(page, f"pages-certificates-zh-{label}", width)
+    seal_id = pages.new_seal()  # alice is Finance's org admin
+    page.click("#nav-seals")
+    assert page.locator("#seals-heading").inner_text() == "印章"
+    _shot(page, f"pages-seals-zh-{label}", width)
+    page.goto(f"{base}/admin/seals/{seal_id}")
+    assert page.locator("#approvers-heading").inner_text() == "用印审批人"
+    _shot(page, f"pages-seal-zh-{label}", width)
     page.goto(f"{base}/contracts/new")
     _shot(page, f"pages-new-zh-{label}", width)
     draft = pages.contract([("alice", 1)], title="草稿合同 Draft", send=False)

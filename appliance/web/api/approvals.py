@@ -1,11 +1,9 @@
-"""/api/v1/approvals and the approvals of contracts' seals: who approves a seal (org admins
-set it), the approvals waiting for you and your decisions, and each seal's usage log."""
+"""/api/v1/approvals and the approvals of contracts' seals: the uses of seals waiting for
+your approval, and your decisions."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from appliance.web.api.models import ContractOut, RequestBody, contract_out
 from appliance.web.api.spec import responses, spec
@@ -14,22 +12,13 @@ from appliance.web.auth.principal import client_info
 from appliance.web.context import current_services
 from appliance.web.files import ID
 from appliance.workflow.approvals import (
-    MAX_APPROVERS,
     MAX_COMMENT,
     decide_approval,
     list_my_approvals,
-    seal_usage_log,
-    set_seal_approvers,
 )
 
 bp = api_blueprint("approvals_api", __name__)
 CONTRACT_APPROVAL = f"/contracts/<{ID}:contract_id>/approvals/<{ID}:approval_id>"
-
-
-def _one_line(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("a login name is one line of text")
-    return value
 
 
 class ApprovalItemOut(BaseModel):
@@ -47,31 +36,6 @@ class ApprovalsOut(BaseModel):
 
 class DecisionIn(RequestBody):
     comment: str = Field("", max_length=MAX_COMMENT, description="Why; required to reject.")
-
-
-class ApproversIn(RequestBody):
-    usernames: list[Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]] = Field(
-        max_length=MAX_APPROVERS,
-        description="Login names of people of the seal's organisation, in the order they decide; "
-        "empty: the seal needs no approval.",
-    )
-
-
-class ApproversOut(BaseModel):
-    usernames: list[str]
-
-
-class SealUsageOut(BaseModel):
-    applied_at: AwareDatetime
-    contract_id: int
-    contract_title: str
-    applied_by: str
-    document_sha256: str = Field(description="The signed version the seal produced.")
-    approval_ids: list[int]
-
-
-class SealUsageLogOut(BaseModel):
-    items: list[SealUsageOut]
 
 
 @bp.get("/approvals")
@@ -108,39 +72,6 @@ def approve(contract_id: int, approval_id: int, json: DecisionIn) -> ContractOut
 def reject(contract_id: int, approval_id: int, json: DecisionIn) -> ContractOut:
     """Reject the use of a seal, saying why: the contract is rejected and its initiator told"""
     return _decide(contract_id, approval_id, json, approve=False)
-
-
-@bp.put(f"/seals/<{ID}:seal_id>/approvers")
-@spec.validate(resp=responses(200, ApproversOut, 404), tags=["seals"], operation_id="set_seal_approvers")
-def approvers(seal_id: int, json: ApproversIn) -> ApproversOut:
-    """Set who approves the use of a seal, in order (org admins of its organisation)
-
-    Contracts already sent keep the approvers they were sent with.
-    """
-    names = set_seal_approvers(
-        current_services().workflow, api_principal(), client_info(), seal_id, list(json.usernames)
-    )
-    return ApproversOut(usernames=list(names))
-
-
-@bp.get(f"/seals/<{ID}:seal_id>/usage")
-@spec.validate(resp=responses(200, SealUsageLogOut, 404), tags=["seals"], operation_id="seal_usage_log")
-def usage(seal_id: int) -> SealUsageLogOut:
-    """The seal's usage log, newest first (admins and auditors of its organisation)"""
-    rows = seal_usage_log(current_services().workflow, api_principal(), seal_id)
-    return SealUsageLogOut(
-        items=[
-            SealUsageOut(
-                applied_at=u.applied_at,
-                contract_id=u.contract_id,
-                contract_title=u.contract_title,
-                applied_by=u.applied_by,
-                document_sha256=u.document_sha256,
-                approval_ids=list(u.approval_ids),
-            )
-            for u in rows
-        ]
-    )
 
 
 def _decide(contract_id: int, approval_id: int, body: DecisionIn, *, approve: bool) -> ContractOut:

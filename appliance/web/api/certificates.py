@@ -116,7 +116,9 @@ def revoke_mine(certificate_id: int, json: RevokeCertificateIn) -> CertificateOu
 @spec.validate(resp=responses(201, SealOut), tags=["seals"], operation_id="create_seal")
 def new_seal(json: NewSealIn) -> tuple[SealOut, int]:
     """Create a seal of your organisation (org admins), without a certificate yet"""
-    seal_id = create_seal(current_services().workflow, api_principal(), client_info(), json.name)
+    seal_id = create_seal(
+        current_services().workflow, api_principal(), client_info(), json.name, json.image_png, kind=json.kind
+    )
     return SealOut(id=seal_id), 201
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    Base64Bytes,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,7 +31,9 @@ from appliance.models import (
     PartyKind,
     PartyStatus,
     Routing,
+    SealKind,
 )
+from appliance.signing.appearance import MAX_IMAGE_BYTES
 from appliance.workflow.authenticator import AuthenticatorStatus, EnrolmentStarted
 from appliance.workflow.certificates import Agreement, CertificateView, HolderReason
 from appliance.workflow.closing import MAX_REASON
@@ -167,6 +170,12 @@ class ConsentIn(RequestBody):
 
 class NewSealIn(RequestBody):
     name: SealName
+    kind: SealKind = SealKind.CONTRACT
+    image_png: Annotated[Base64Bytes, Field(max_length=MAX_IMAGE_BYTES)] | None = Field(
+        None,
+        description="The stamp: a PNG with transparency, base64. Without it the appliance draws the "
+        "round red seal from the organisation's name and the kind.",
+    )
 
 
 class ContractQuery(RequestBody):

@@ -1,0 +1,157 @@
+"""/api/v1/seals for organisation admins: their organisation's seals (kind, state, certificate,
+approvers), enabling, disabling and retiring them, who approves their use, and each seal's
+usage log (which its organisation's auditors read too). Creating a seal and its certificate
+are in the certificates module."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+
+from appliance.models import SealKind
+from appliance.web.api.models import CertificateOut, RequestBody, certificate_out
+from appliance.web.api.spec import responses, spec
+from appliance.web.api.transport import api_blueprint, api_principal
+from appliance.web.auth.principal import client_info
+from appliance.web.context import current_services
+from appliance.web.files import ID
+from appliance.workflow.approvals import MAX_APPROVERS, seal_usage_log, set_seal_approvers
+from appliance.workflow.seals import (
+    SealState,
+    SealView,
+    list_organisation_seals,
+    organisation_seal,
+    set_seal_state,
+)
+
+bp = api_blueprint("seals_api", __name__)
+
+
+def _one_line(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("a login name is one line of text")
+    return value
+
+
+class SealDetailOut(BaseModel):
+    id: int
+    name: str
+    kind: SealKind
+    state: SealState = Field(description="active; disabled (enabled again at will); retired (for good).")
+    has_image: bool
+    certificate: CertificateOut | None
+    certificate_usable: bool = Field(description="Its certificate may sign now.")
+    renewable_from: AwareDatetime | None = Field(description="From when its certificate may be renewed.")
+    approvers: list[str] = Field(description="Who approves its use, in order; empty: no approval.")
+    created_at: AwareDatetime
+
+
+class SealsOut(BaseModel):
+    items: list[SealDetailOut]
+
+
+class SealStateIn(RequestBody):
+    state: SealState
+
+
+class ApproversIn(RequestBody):
+    usernames: list[Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]] = Field(
+        max_length=MAX_APPROVERS,
+        description="Login names of people of the seal's organisation, in the order they decide; "
+        "empty: the seal needs no approval.",
+    )
+
+
+class ApproversOut(BaseModel):
+    usernames: list[str]
+
+
+class SealUsageOut(BaseModel):
+    applied_at: AwareDatetime
+    contract_id: int
+    contract_title: str
+    applied_by: str
+    document_sha256: str = Field(description="The signed version the seal produced.")
+    approval_ids: list[int]
+
+
+class SealUsageLogOut(BaseModel):
+    items: list[SealUsageOut]
+
+
+@bp.get("/seals")
+@spec.validate(resp=responses(200, SealsOut), tags=["seals"], operation_id="list_seals")
+def seals() -> SealsOut:
+    """Your organisation's seals (org admins), in use first"""
+    return SealsOut(
+        items=[_seal_out(v) for v in list_organisation_seals(current_services().workflow, api_principal())]
+    )
+
+
+@bp.get(f"/seals/<{ID}:seal_id>")
+@spec.validate(resp=responses(200, SealDetailOut, 404), tags=["seals"], operation_id="get_seal")
+def seal(seal_id: int) -> SealDetailOut:
+    """One seal of your organisation (org admins)"""
+    return _seal_out(organisation_seal(current_services().workflow, api_principal(), seal_id))
+
+
+@bp.put(f"/seals/<{ID}:seal_id>/state")
+@spec.validate(resp=responses(200, SealDetailOut, 404, 409), tags=["seals"], operation_id="set_seal_state")
+def state(seal_id: int, json: SealStateIn) -> SealDetailOut:
+    """Enable, disable or retire a seal (org admins)
+
+    A disabled or retired seal is neither offered nor applied, on contracts already sent too.
+    Retiring is for good (409 afterwards); seals are never deleted.
+    """
+    return _seal_out(
+        set_seal_state(current_services().workflow, api_principal(), client_info(), seal_id, json.state)
+    )
+
+
+@bp.put(f"/seals/<{ID}:seal_id>/approvers")
+@spec.validate(resp=responses(200, ApproversOut, 404), tags=["seals"], operation_id="set_seal_approvers")
+def approvers(seal_id: int, json: ApproversIn) -> ApproversOut:
+    """Set who approves the use of a seal, in order (org admins of its organisation)
+
+    Contracts already sent keep the approvers they were sent with.
+    """
+    names = set_seal_approvers(
+        current_services().workflow, api_principal(), client_info(), seal_id, list(json.usernames)
+    )
+    return ApproversOut(usernames=list(names))
+
+
+@bp.get(f"/seals/<{ID}:seal_id>/usage")
+@spec.validate(resp=responses(200, SealUsageLogOut, 404), tags=["seals"], operation_id="seal_usage_log")
+def usage(seal_id: int) -> SealUsageLogOut:
+    """The seal's usage log, newest first (admins and auditors of its organisation)"""
+    rows = seal_usage_log(current_services().workflow, api_principal(), seal_id)
+    return SealUsageLogOut(
+        items=[
+            SealUsageOut(
+                applied_at=u.applied_at,
+                contract_id=u.contract_id,
+                contract_title=u.contract_title,
+                applied_by=u.applied_by,
+                document_sha256=u.document_sha256,
+                approval_ids=list(u.approval_ids),
+            )
+            for u in rows
+        ]
+    )
+
+
+def _seal_out(view: SealView) -> SealDetailOut:
+    return SealDetailOut(
+        id=view.id,
+        name=view.name,
+        kind=view.kind,
+        state=view.state,
+        has_image=view.image_sha256 is not None,
+        certificate=certificate_out(view.certificate) if view.certificate else None,
+        certificate_usable=view.certificate_usable,
+        renewable_from=view.renewable_from,
+        approvers=list(view.approvers),
+        created_at=view.created_at,
+    )
