@@ -8,6 +8,7 @@ import click
 
 from appliance.cli.common import config_path, load_cli_config, log_command
 from appliance.clock import SystemClock
+from appliance.db import create_db_engine, migrate_database
 from appliance.ops import create_backup, restore_backup
 
 
@@ -54,7 +55,8 @@ def restore(ctx: click.Context, archive: Path, config_out: Path | None) -> None:
     """Restore ARCHIVE into the empty database and blob store named by the config.
 
     The whole archive is checked against its manifest first; a mismatch changes nothing.
-    Stop the service before restoring.
+    Stop the service before restoring. The restored database is then migrated to this
+    version's schema, and the restore recorded in its operation log.
     """
     cfg = load_cli_config(ctx)
     summary = restore_backup(cfg, archive, config_out)
@@ -64,6 +66,18 @@ def restore(ctx: click.Context, archive: Path, config_out: Path | None) -> None:
     )
     if summary.config_written is not None:
         click.echo(f"archived config written to {summary.config_written}")
-    click.echo(
-        "next: `appliance migrate` (applies migrations if the backup is older), then start the service"
-    )
+    # brought to this version's schema first, so that the restore can be written to its log
+    engine = create_db_engine(cfg.database, cfg.secrets)
+    try:
+        revision = migrate_database(engine)
+    finally:
+        engine.dispose()
+    details = {
+        "archive": archive.name,
+        "sha256": summary.archive_sha256,
+        "schema_restored": summary.schema_revision or "",
+        "schema": revision,
+        "documents": summary.blob_count,
+    }
+    log_command(cfg, "ops.backup_restored", details)
+    click.echo(f"database schema at revision {revision}; start the service")

@@ -74,6 +74,7 @@ class RestoreSummary:
     schema_revision: str | None
     blob_count: int
     config_written: Path | None
+    archive_sha256: str
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ def restore_backup(cfg: AppConfig, archive: Path, config_out: Path | None = None
         schema_revision=revision if isinstance(revision, str) else None,
         blob_count=len(blob_names),
         config_written=config_out,
+        archive_sha256=_sha256_file(archive),
     )
 
 

@@ -18,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 from sqlalchemy import make_url, select, text
 
+from appliance.audit import verify_chain
 from appliance.cli import main
 from appliance.config import AppConfig, load_config
 from appliance.db import create_db_engine, create_session_factory, head_revision, migrate_database
@@ -284,3 +285,9 @@ def test_cli_backup_and_restore(tmp_path: Path) -> None:
     restored = runner.invoke(main, ["--config", str(target_path), "restore", str(tmp_path / "a.tar.gz")])
     assert restored.exit_code == 0, restored.output
     assert snapshot(target_cfg) == snapshot(cfg)
+    assert "database schema at revision" in restored.output
+    # the restore is in the restored log, which still verifies as one chain
+    with create_session_factory(create_db_engine(target_cfg.database))() as session:
+        [record] = session.scalars(select(AuditEvent).where(AuditEvent.action == "ops.backup_restored")).all()
+        assert verify_chain(session) == []
+    assert json.loads(record.details)["sha256"] == archive_sha256
