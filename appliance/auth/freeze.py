@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo
 from appliance.db import rows_changed
-from appliance.errors import Conflict, Forbidden, NotFound
-from appliance.models import ApiToken, Role, User, UserSession
+from appliance.errors import Conflict, NotFound
+from appliance.models import ApiToken, User, UserSession
 from appliance.notify import notify_user
+from appliance.permissions import Action, Scope, require, roles_for, scope_of
 
-FREEZE_LIFTERS = frozenset({Role.ORG_ADMIN, Role.SYSTEM_ADMIN})
+FREEZE_LIFTERS = roles_for(Action.LIFT_FREEZES)
 NOT_A_LIFTER = "Only organisation and system administrators lift frozen accounts."
 NO_SUCH_FROZEN = "There is no frozen account like that (it may have been lifted already)."
 
@@ -71,7 +72,7 @@ def list_frozen(session: Session, admin: User) -> list[FrozenAccount]:
 def _liftable(admin: User) -> Select[Any]:
     """The frozen accounts `admin` may lift: every one for a system admin, else their organisation's."""
     query = select(User).where(User.frozen_at.is_not(None), User.anonymised_at.is_(None))
-    if Role.SYSTEM_ADMIN not in admin.role_set():
+    if scope_of(admin.role_set(), Action.LIFT_FREEZES) is not Scope.APPLIANCE:
         query = query.where(User.organisation_id == admin.organisation_id, User.organisation_id.is_not(None))
     return query
 
@@ -110,8 +111,7 @@ def lift_freeze(
 
 
 def _check_lifter(admin: User) -> None:
-    if not admin.role_set() & FREEZE_LIFTERS:
-        raise Forbidden(NOT_A_LIFTER)
+    require(admin.role_set(), Action.LIFT_FREEZES, NOT_A_LIFTER)
 
 
 def _revoke(session: Session, table: type[UserSession] | type[ApiToken], user_id: int, now: datetime) -> int:

@@ -30,11 +30,12 @@ from appliance.auth.records import ClientInfo
 from appliance.auth.throttle import normalise_login_name
 from appliance.config import Role
 from appliance.directory.dn import MalformedDn, normalize_dn
-from appliance.errors import Forbidden, NotFound
+from appliance.errors import NotFound
 from appliance.models import LoginThrottle, User, UserSource
 from appliance.notify import notify_user
+from appliance.permissions import Action, Scope, require, roles_for, scope_of
 
-LOCK_ADMINS = frozenset({Role.ORG_ADMIN, Role.SYSTEM_ADMIN})
+LOCK_ADMINS = roles_for(Action.LIFT_SIGN_IN_LOCKS)
 PRIVILEGED = frozenset({Role.ORG_ADMIN, Role.SYSTEM_ADMIN, Role.ARCHIVE_ADMIN, Role.AUDITOR})
 NOT_A_LOCK_ADMIN = "Only organisation and system administrators manage sign-in locks."
 NO_SUCH_LOCK = "There is no sign-in lock like that in force (it may have ended already)."
@@ -65,8 +66,7 @@ class _Row:
 
 
 def check_lock_admin(user: User) -> None:
-    if not user.role_set() & LOCK_ADMINS:
-        raise Forbidden(NOT_A_LOCK_ADMIN)
+    require(user.role_set(), Action.LIFT_SIGN_IN_LOCKS, NOT_A_LOCK_ADMIN)
 
 
 def list_locks(session: Session, admin: User, now: datetime) -> list[SignInLock]:
@@ -169,7 +169,7 @@ class _PeopleIndex:
 
 
 def _may_lift(admin: User, lock: _Row) -> bool:
-    if Role.SYSTEM_ADMIN in admin.role_set():
+    if scope_of(admin.role_set(), Action.LIFT_SIGN_IN_LOCKS) is Scope.APPLIANCE:
         return True
     person = lock.person
     return (

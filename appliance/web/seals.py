@@ -19,7 +19,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 
 from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
-from appliance.models import Role, SealKind
+from appliance.models import SealKind
+from appliance.permissions import Action, roles_for
 from appliance.signing.errors import PdfRejected
 from appliance.web.auth.principal import client_info, page_principal
 from appliance.web.context import current_services
@@ -248,7 +249,7 @@ def install_seal_pages(app: Flask) -> None:
     app.register_blueprint(bp)
     app.context_processor(
         lambda: {
-            "seal_admin_roles": frozenset({Role.ORG_ADMIN}),
+            "seal_admin_roles": roles_for(Action.MANAGE_SEALS),
             "seal_kinds": KIND_LABELS,
             "seal_states": STATE_LABELS,
         }

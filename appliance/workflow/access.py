@@ -13,11 +13,9 @@ from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
 from appliance.errors import Forbidden, NotFound
-from appliance.models import Contract, Party, PartyKind, Role, Seal, SealApproval, User
+from appliance.models import Contract, Party, PartyKind, Seal, SealApproval, User
+from appliance.permissions import Action, scope_of
 from appliance.workflow.store import CONTRACT_NOT_FOUND
-
-READERS = frozenset({Role.ORG_ADMIN, Role.AUDITOR})
-"""Roles that read (never sign or change) every contract of their own organisation."""
 
 
 def active_user(session: Session, user_id: int) -> User:
@@ -32,7 +30,7 @@ def active_user(session: Session, user_id: int) -> User:
 def visible_clause(user: User) -> ColumnElement[bool]:
     """SQL condition: the contract is visible to `user`."""
     roles = user.role_set()
-    keeps_seals = Role.SEAL_KEEPER in roles and user.organisation_id is not None
+    keeps_seals = scope_of(roles, Action.APPLY_SEALS) is not None and user.organisation_id is not None
     as_party = exists().where(
         Party.contract_id == Contract.id,
         or_(
@@ -47,10 +45,10 @@ def visible_clause(user: User) -> ColumnElement[bool]:
     )
     as_approver = exists().where(SealApproval.contract_id == Contract.id, SealApproval.approver_id == user.id)
     clauses: list[ColumnElement[bool]] = [Contract.initiator_id == user.id, as_party, as_approver]
-    if roles & READERS and user.organisation_id is not None:
+    if scope_of(roles, Action.READ_CONTRACTS) is not None and user.organisation_id is not None:
         clauses.append(Contract.organisation_id == user.organisation_id)
     visible = or_(*clauses)
-    if Role.ARCHIVE_ADMIN in roles:
+    if scope_of(roles, Action.READ_ARCHIVE) is not None:
         return or_(visible, Contract.archived_at.is_not(None))
     return and_(visible, Contract.archived_at.is_(None))
 
@@ -70,7 +68,7 @@ def may_act_for(session: Session, user: User, party: Party) -> bool:
     """Whether `user` signs (or rejects) for `party`."""
     if party.kind is PartyKind.PERSON:
         return party.user_id == user.id
-    if Role.SEAL_KEEPER not in user.role_set() or party.seal_id is None:
+    if scope_of(user.role_set(), Action.APPLY_SEALS) is None or party.seal_id is None:
         return False
     seal = session.get(Seal, party.seal_id)
     return seal is not None and seal.organisation_id == user.organisation_id

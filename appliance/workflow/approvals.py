@@ -40,7 +40,8 @@ from appliance.models import (
     UserSource,
 )
 from appliance.notify import notify_user
-from appliance.workflow.access import READERS, active_user, load_visible
+from appliance.permissions import Action, scope_of
+from appliance.workflow.access import active_user, load_visible
 from appliance.workflow.certificates import log_event
 from appliance.workflow.closing import OPEN_APPROVALS, close_contract
 from appliance.workflow.context import WorkflowContext
@@ -87,7 +88,8 @@ def seal_usage_log(
     with ctx.sessions() as session:
         user = active_user(session, principal.user_id)
         seal = session.get(Seal, seal_id)
-        if seal is None or seal.organisation_id != user.organisation_id or not user.role_set() & READERS:
+        readable = scope_of(user.role_set(), Action.READ_SEAL_USAGE) is not None
+        if seal is None or seal.organisation_id != user.organisation_id or not readable:
             raise NotFound("There is no seal of your organisation with that id.")
         rows = session.execute(
             select(SealUsage, User.display_name)

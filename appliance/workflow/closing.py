@@ -27,13 +27,13 @@ from appliance.models import (
     DocumentVersion,
     Party,
     PartyStatus,
-    Role,
     Routing,
     SealApproval,
     SignatureField,
     User,
 )
 from appliance.notify import notify_user
+from appliance.permissions import Action, scope_of
 from appliance.signing.completion import VoidingFacts, render_voiding_agreement
 from appliance.signing.normalise import normalise_upload
 from appliance.workflow.access import active_user, load_visible, may_act_for, require_initiator
@@ -92,7 +92,10 @@ def end_contract(
     """Terminate a completed contract: its initiator or an org admin of its organisation."""
 
     def initiator_or_org_admin(session: Session, user: User, contract: Contract) -> dict[str, object]:
-        org_admin = Role.ORG_ADMIN in user.role_set() and user.organisation_id == contract.organisation_id
+        org_admin = (
+            scope_of(user.role_set(), Action.END_CONTRACTS) is not None
+            and user.organisation_id == contract.organisation_id
+        )
         if contract.initiator_id != user.id and not org_admin:
             raise Forbidden(
                 "Only the initiator or an admin of the initiator's organisation can end a contract."

@@ -17,14 +17,15 @@ from sqlalchemy.orm import Session
 from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
-from appliance.models import DataRequest, DataRequestKind, DataRequestStatus, Role, User, UserSource
+from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.models import DataRequest, DataRequestKind, DataRequestStatus, User, UserSource
 from appliance.notify import notify_user
+from appliance.permissions import Action, require, roles_for
 from appliance.workflow.access import active_user
 from appliance.workflow.context import WorkflowContext
 
 MAX_TEXT = 2000
-ANSWERERS = frozenset({Role.SYSTEM_ADMIN})
+ANSWERERS = roles_for(Action.ANSWER_DATA_REQUESTS)
 OPEN_PER_PERSON = 10
 """Open requests one person may have at a time: enough for any need, not a flood."""
 
@@ -156,8 +157,11 @@ def answer_request(
 
 def _require_answerer(session: Session, principal: Principal) -> User:
     user = active_user(session, principal.user_id)
-    if not user.role_set() & ANSWERERS:
-        raise Forbidden("Only a system administrator answers requests about personal data.")
+    require(
+        user.role_set(),
+        Action.ANSWER_DATA_REQUESTS,
+        "Only a system administrator answers requests about personal data.",
+    )
     return user
 
 

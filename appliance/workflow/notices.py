@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.models import Contract, Party, PartyKind, Role, Seal, User, UserRole
+from appliance.models import Contract, Party, PartyKind, Seal, User, UserRole
 from appliance.notify import notify_user
+from appliance.permissions import Action, roles_for
 from appliance.workflow.context import WorkflowContext
 
 
@@ -30,7 +31,7 @@ def signers_of(session: Session, party: Party) -> list[User]:
             select(User)
             .join(UserRole, UserRole.user_id == User.id)
             .where(
-                UserRole.role == Role.SEAL_KEEPER,
+                UserRole.role.in_(roles_for(Action.APPLY_SEALS)),
                 User.organisation_id == seal.organisation_id,
                 User.active.is_(True),
             )

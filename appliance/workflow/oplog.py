@@ -14,11 +14,10 @@ from appliance.audit import AuditRecord, append_event
 from appliance.audit.browse import LogEntry, LogFilter, LogPage, search_log, stream_log
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import Forbidden
-from appliance.models import Role
+from appliance.permissions import Action, require, roles_for
 from appliance.workflow.context import WorkflowContext
 
-LOG_READERS = frozenset({Role.AUDITOR, Role.SYSTEM_ADMIN})
+LOG_READERS = roles_for(Action.READ_OPERATION_LOG)
 
 
 def browse_log(
@@ -56,5 +55,8 @@ def _stream(ctx: WorkflowContext, where: LogFilter) -> Iterator[LogEntry]:
 
 
 def _require_reader(principal: Principal) -> None:
-    if not principal.roles & LOG_READERS:
-        raise Forbidden("The operation log is for auditors and system administrators.")
+    require(
+        principal.roles,
+        Action.READ_OPERATION_LOG,
+        "The operation log is for auditors and system administrators.",
+    )

@@ -26,10 +26,10 @@ from appliance.models import (
     Party,
     PartyKind,
     PartyStatus,
-    Role,
     Seal,
     User,
 )
+from appliance.permissions import Action, scope_of
 from appliance.signing.preview import RenderFailed, preview_png
 from appliance.workflow.access import active_user, load_visible, visible_clause
 from appliance.workflow.context import WorkflowContext
@@ -278,7 +278,7 @@ def operator_list(ctx: WorkflowContext, where: ContractFilter, *, limit: int) ->
 
 
 def _conditions(session: Session, user: User, where: ContractFilter) -> list[ColumnElement[bool]]:
-    if where.archived and Role.ARCHIVE_ADMIN not in user.role_set():
+    if where.archived and scope_of(user.role_set(), Action.READ_ARCHIVE) is None:
         raise Forbidden("Only archive admins can see the archive.")
     # an archived contract is in the archive list only, an archive admin's own ones too
     conditions: list[ColumnElement[bool]] = [
@@ -325,7 +325,7 @@ def _party_of(
     session: Session, user: User, *, statuses: tuple[PartyStatus, ...] | None
 ) -> ColumnElement[bool]:
     mine: list[ColumnElement[bool]] = [and_(Party.kind == PartyKind.PERSON, Party.user_id == user.id)]
-    if Role.SEAL_KEEPER in user.role_set() and user.organisation_id is not None:
+    if scope_of(user.role_set(), Action.APPLY_SEALS) is not None and user.organisation_id is not None:
         seals = select(Seal.id).where(Seal.organisation_id == user.organisation_id)
         mine.append(and_(Party.kind == PartyKind.SEAL, Party.seal_id.in_(seals)))
     condition = and_(Party.contract_id == Contract.id, or_(*mine))

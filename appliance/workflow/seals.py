@@ -25,7 +25,6 @@ from appliance.models import (
     CertificateStatus,
     Organisation,
     RevocationReason,
-    Role,
     Seal,
     SealApprover,
     SealKind,
@@ -33,6 +32,7 @@ from appliance.models import (
     UserRole,
 )
 from appliance.notify import notify_user
+from appliance.permissions import Action, require, roles_for
 from appliance.pki import certs
 from appliance.pki.ca import make_context
 from appliance.pki.issue import issue_certificate
@@ -52,6 +52,8 @@ from appliance.workflow.certificates import (
     record_consent,
 )
 from appliance.workflow.context import WorkflowContext
+
+_NOT_AN_ADMIN = "Only an organisation's admin manages its seals."
 
 
 class OrganisationReason(StrEnum):
@@ -131,8 +133,9 @@ def create_seal(
         raise InvalidInput("The seal's name must be 1 to 64 characters of text.")
     with transaction(ctx.sessions) as session:
         user = active_user(session, principal.user_id)
-        if Role.ORG_ADMIN not in user.role_set() or user.organisation_id is None:
-            raise Forbidden("Only an organisation's admin can create its seals.")
+        if user.organisation_id is None:
+            raise Forbidden(_NOT_AN_ADMIN)
+        require(user.role_set(), Action.MANAGE_SEALS, _NOT_AN_ADMIN)
         if image_png is None:
             organisation = session.get_one(Organisation, user.organisation_id)
             image_png = draw_round_seal(organisation.name, _label(organisation.name, kind), STAMP_FONT)
@@ -161,8 +164,9 @@ def list_organisation_seals(ctx: WorkflowContext, principal: Principal) -> tuple
     """
     with ctx.sessions() as session:
         user = active_user(session, principal.user_id)
-        if Role.ORG_ADMIN not in user.role_set() or user.organisation_id is None:
-            raise Forbidden("Only an organisation's admin manages its seals.")
+        if user.organisation_id is None:
+            raise Forbidden(_NOT_AN_ADMIN)
+        require(user.role_set(), Action.MANAGE_SEALS, _NOT_AN_ADMIN)
         seals = session.scalars(
             select(Seal)
             .where(Seal.organisation_id == user.organisation_id)
@@ -354,8 +358,7 @@ def admins_seal(session: Session, principal: Principal, seal_id: int) -> tuple[U
     seal = session.get(Seal, seal_id)
     if seal is None or seal.organisation_id != user.organisation_id:
         raise NotFound("There is no seal of your organisation with that id.")
-    if Role.ORG_ADMIN not in user.role_set():
-        raise Forbidden("Only the organisation's admin manages its seals.")
+    require(user.role_set(), Action.MANAGE_SEALS, _NOT_AN_ADMIN)
     return user, seal
 
 
@@ -385,7 +388,7 @@ def _organisation_admins(session: Session, organisation_id: int) -> list[User]:
             select(User)
             .join(UserRole, UserRole.user_id == User.id)
             .where(
-                UserRole.role == Role.ORG_ADMIN,
+                UserRole.role.in_(roles_for(Action.MANAGE_SEALS)),
                 User.organisation_id == organisation_id,
                 User.active.is_(True),
             )

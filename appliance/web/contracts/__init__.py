@@ -11,8 +11,8 @@ from __future__ import annotations
 from flask import Flask, g
 from flask_login import current_user
 
-from appliance.models import Role
 from appliance.notify import count_unread
+from appliance.permissions import Action, scope_of
 from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
 from appliance.web.contracts import archive, contract, drafting, me, signing
@@ -47,5 +47,5 @@ def _navigation() -> dict[str, object]:
     return {
         "todo_count": counted if counted is not None else count_todo(services.workflow, user.principal),
         "unread_count": count_unread(services.sessions, user.principal.user_id),
-        "keeps_archive": Role.ARCHIVE_ADMIN in user.principal.roles,
+        "keeps_archive": scope_of(user.principal.roles, Action.READ_ARCHIVE) is not None,
     }
