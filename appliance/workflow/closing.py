@@ -1,15 +1,10 @@
-"""Ending a contract other than by completing it: withdraw, reject, expire, end, void; and
-reminding the parties whose turn it is, by the initiator or by the deadline job.
-
-Voiding is itself a contract: the initiator starts a voiding agreement generated from the
-completed original, every party of the original signs it, and its completion voids the
-original (appliance.workflow.completion).
+"""Ending a contract other than by completing it: withdraw, reject, expire, end; and reminding
+the parties whose turn it is, by the initiator or by the deadline job. (Voiding is a contract
+of its own: appliance.workflow.voiding.)
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,24 +19,18 @@ from appliance.models import (
     ApprovalStatus,
     Contract,
     ContractState,
-    DocumentVersion,
-    Party,
     PartyStatus,
-    Routing,
     SealApproval,
-    SignatureField,
     User,
 )
 from appliance.notify import notify_user
 from appliance.permissions import Action, scope_of
-from appliance.signing.completion import VoidingFacts, render_voiding_agreement
-from appliance.signing.normalise import normalise_upload
 from appliance.workflow.access import active_user, load_visible, may_act_for, require_initiator
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.errors import InvalidState
-from appliance.workflow.notices import contract_link, notify_everyone, notify_turn, signers_of
+from appliance.workflow.notices import contract_link, notify_everyone, signers_of
 from appliance.workflow.states import EVIDENCE_ACTION, Transition, next_state
-from appliance.workflow.store import current_version, find_party, lock_contract, record
+from appliance.workflow.store import find_party, lock_contract, record
 from appliance.workflow.views import ContractView, contract_view
 
 MAX_REASON = 1000
@@ -59,7 +48,7 @@ def withdraw_contract(
         contract.closing_reason = reason
         return {}
 
-    reason = _reason(reason)
+    reason = checked_reason(reason)
     return _close_as(ctx, principal, client, contract_id, Transition.WITHDRAW, reason, initiator_only)
 
 
@@ -82,7 +71,7 @@ def reject_contract(
             party.user_id = user.id  # the seal keeper who rejected for the seal
         return {"party_id": party.id}
 
-    reason = _reason(reason)
+    reason = checked_reason(reason)
     return _close_as(ctx, principal, client, contract_id, Transition.REJECT, reason, the_party_in_turn)
 
 
@@ -103,7 +92,7 @@ def end_contract(
         contract.closing_reason = reason
         return {}
 
-    reason = _reason(reason)
+    reason = checked_reason(reason)
     return _close_as(ctx, principal, client, contract_id, Transition.END, reason, initiator_or_org_admin)
 
 
@@ -139,112 +128,6 @@ def _close_as(
             skip_user_id=user.id,
         )
         return contract_view(session, contract, user)
-
-
-def start_voiding(
-    ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int, reason: str
-) -> ContractView:
-    """Generate a voiding agreement for a completed contract and send it to all its parties."""
-    reason = _reason(reason)
-    now = ctx.clock.now()
-    with ctx.sessions() as session:
-        user = active_user(session, principal.user_id)
-        original = load_visible(session, user, contract_id)
-        require_initiator(user, original)
-        next_state(original, Transition.VOID)  # refuses early what cannot be voided
-        assert original.completed_at is not None
-        facts = VoidingFacts(
-            contract_id=original.id,
-            title=original.title,
-            final_sha256=current_version(original).sha256,
-            completed_at=original.completed_at,
-            parties=tuple(p.display_name for p in original.parties),
-            requested_by=user.display_name,
-            reason=reason,
-            created_at=now,
-        )
-    with tempfile.TemporaryFile() as rendered, tempfile.TemporaryFile() as normalised:
-        boxes = render_voiding_agreement(facts, rendered)
-        rendered.seek(0)
-        upload = normalise_upload(rendered, normalised, ctx.config.uploads)
-        normalised.seek(0)
-        sha256 = ctx.blobs.put(normalised)
-    # an agreement that fails to commit leaves its PDF to the sweep (appliance.workflow.sweep)
-    with transaction(ctx.sessions) as session:
-        user = active_user(session, principal.user_id)
-        original = load_visible(session, user, contract_id, lock=True)
-        next_state(original, Transition.VOID)
-        if _open_voiding(session, original.id):
-            raise InvalidState("A voiding agreement for this contract is already out for signing.")
-        agreement = Contract(
-            title=f"Voiding agreement: {original.title}"[:300],
-            organisation_id=original.organisation_id,
-            initiator_id=user.id,
-            state=ContractState.SIGNING,
-            routing=Routing.PARALLEL,
-            message=reason,
-            deadline=now + timedelta(days=ctx.config.contracts.default_deadline_days),
-            created_at=now,
-            updated_at=now,
-            state_changed_at=now,
-            voids_contract_id=original.id,
-        )
-        session.add(agreement)
-        session.flush()
-        agreement.versions.append(
-            DocumentVersion(
-                number=1,
-                sha256=sha256,
-                size=upload.size,
-                filename=f"voiding-agreement-{original.id}.pdf",
-                page_sizes=json.dumps(upload.page_sizes),
-                produced_by_id=None,
-                created_at=now,
-            )
-        )
-        for order, (party, box) in enumerate(zip(original.parties, boxes, strict=True), start=1):
-            x1, y1, x2, y2 = box
-            agreement.parties.append(
-                Party(
-                    kind=party.kind,
-                    user_id=party.user_id if party.seal_id is None else None,
-                    seal_id=party.seal_id,
-                    routing_order=order,
-                    status=PartyStatus.PENDING,
-                    display_name=party.display_name,
-                    fields=[SignatureField(page=0, x=x1, y=y1, width=x2 - x1, height=y2 - y1)],
-                )
-            )
-        session.flush()
-        record(
-            session,
-            agreement,
-            "created",
-            actor=user,
-            client=client,
-            now=now,
-            details={"sha256": sha256, "voids_contract_id": original.id, "reason": reason},
-        )
-        record(
-            session,
-            agreement,
-            "sent",
-            actor=user,
-            client=client,
-            now=now,
-            details={"document_sha256": sha256},
-        )
-        record(
-            session,
-            original,
-            "voiding_started",
-            actor=user,
-            client=client,
-            now=now,
-            details={"voiding_agreement_id": agreement.id, "reason": reason},
-        )
-        notify_turn(ctx, session, agreement, agreement.parties)
-        return contract_view(session, agreement, user)
 
 
 @dataclass(frozen=True)
@@ -342,17 +225,6 @@ def _due_ids(
         )
 
 
-def _open_voiding(session: Session, original_id: int) -> bool:
-    return (
-        session.scalars(
-            select(Contract.id).where(
-                Contract.voids_contract_id == original_id, Contract.state == ContractState.SIGNING
-            )
-        ).first()
-        is not None
-    )
-
-
 def close_contract(
     session: Session,
     contract: Contract,
@@ -375,7 +247,11 @@ def close_contract(
     record(session, contract, EVIDENCE_ACTION[transition], actor=actor, client=client, now=now, details=facts)
 
 
-def _reason(reason: str) -> str:
+def checked_reason(reason: str) -> str:
+    """The reason given for closing a contract, trimmed.
+
+    :raises InvalidInput: empty, too long, or not text.
+    """
     reason = (reason or "").strip()
     if not reason or len(reason) > MAX_REASON or not all(line.isprintable() for line in reason.splitlines()):
         raise InvalidInput(f"Give a reason of 1 to {MAX_REASON} characters.")

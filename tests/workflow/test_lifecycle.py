@@ -19,7 +19,7 @@ from appliance.models import (
     Routing,
     User,
 )
-from appliance.workflow import closing, drafts, queries, signatures
+from appliance.workflow import closing, drafts, queries, signatures, voiding
 from appliance.workflow.codes import CodeRejected
 from appliance.workflow.drafts import NewParty
 from appliance.workflow.errors import InvalidState, NotYourTurn
@@ -150,12 +150,12 @@ def test_end_and_void_a_completed_contract(workflow_factory) -> None:
     first = env.start([("alice", 1), ("bob", 1)], routing=Routing.PARALLEL)
     for who, name in (("alice", "张伟"), ("bob", "Bob Builder")):
         env.sign(who, first.id, party_id(first, name))
-    agreement = closing.start_voiding(
+    agreement = voiding.start_voiding(
         env.ctx, env.people["initiator"], CLIENT, first.id, "duplicate of another"
     )
     assert agreement.voids_contract_id == first.id and agreement.state is ContractState.SIGNING
     with pytest.raises(InvalidState):
-        closing.start_voiding(env.ctx, env.people["initiator"], CLIENT, first.id, "twice")
+        voiding.start_voiding(env.ctx, env.people["initiator"], CLIENT, first.id, "twice")
     for who, name in (("alice", "张伟"), ("bob", "Bob Builder")):
         env.sign(who, agreement.id, party_id(agreement, name))
     voided = queries.get_contract(env.ctx, env.people["initiator"], CLIENT, first.id)

@@ -21,7 +21,7 @@ from appliance.models import (
     PartyStatus,
     SealUsage,
 )
-from appliance.workflow import closing, queries, signatures, todo
+from appliance.workflow import closing, queries, signatures, todo, voiding
 from appliance.workflow.approvals import decide_approval, list_my_approvals, set_seal_approvers
 from appliance.workflow.views import ContractView
 from tests.workflow.conftest import CLIENT, WorkflowEnv
@@ -178,3 +178,20 @@ def test_only_the_organisations_admin_names_approvers_from_the_organisation(work
     set_seal_approvers(env.ctx, admin, CLIENT, env.seal_id, ["bob"])
     assert set_seal_approvers(env.ctx, admin, CLIENT, env.seal_id, []) == ()
     assert env.start([("seal", 1)]).state is ContractState.SIGNING  # no approvers: no approval
+
+
+def test_a_voiding_agreement_waits_for_the_seals_approvers_too(workflow_factory) -> None:
+    env = workflow_factory()
+    view = env.start([("seal", 1)])
+    assert env.sign("keeper", view.id, seal_party(view)).state is ContractState.COMPLETED
+    set_seal_approvers(env.ctx, env.people["orgadmin"], CLIENT, env.seal_id, ["bob"])
+    agreement = voiding.start_voiding(env.ctx, env.people["initiator"], CLIENT, view.id, "Signed in error.")
+    assert agreement.state is ContractState.PENDING_APPROVAL
+    assert approvals(agreement) == [("Bob Builder", ApprovalStatus.PENDING)]
+    with pytest.raises(Conflict):  # one voiding agreement at a time, approved or not
+        voiding.start_voiding(env.ctx, env.people["initiator"], CLIENT, view.id, "again")
+    signing = decide(env, "bob", agreement, approve=True)
+    assert signing.state is ContractState.SIGNING
+    assert env.sign("keeper", signing.id, seal_party(signing)).state is ContractState.COMPLETED
+    voided = queries.get_contract(env.ctx, env.people["initiator"], CLIENT, view.id)
+    assert voided.state is ContractState.VOIDED

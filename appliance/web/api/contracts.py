@@ -38,7 +38,6 @@ from appliance.workflow.closing import (
     end_contract,
     reject_contract,
     remind_parties,
-    start_voiding,
     withdraw_contract,
 )
 from appliance.workflow.completion import issue_completion_certificate_or_log
@@ -60,6 +59,7 @@ from appliance.workflow.queries import (
     open_document,
 )
 from appliance.workflow.signatures import request_code, sign_party
+from appliance.workflow.voiding import start_voiding
 
 bp = api_blueprint("contracts_api", __name__)
 
