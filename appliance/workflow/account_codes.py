@@ -25,12 +25,12 @@ from hashlib import sha256
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo
 from appliance.config import CodesConfig
 from appliance.errors import RateLimited
 from appliance.models import AuditEvent, User
 from appliance.workflow.codes import THROTTLE_WINDOW, CodeProblem, CodeRejected, normalise_code
+from appliance.workflow.store import log_user_action
 
 
 @dataclass(frozen=True)
@@ -139,20 +139,7 @@ def log_account_event(
     details: dict[str, str | bool | int],
 ) -> None:
     """Append `action` by `user` on their own account to the operation log."""
-    append_event(
-        session,
-        AuditRecord(
-            action=action,
-            occurred_at=now,
-            actor_user_id=user.id,
-            actor_name=user.username,
-            object_type="user",
-            object_id=str(user.id),
-            client_address=client.address,
-            user_agent=client.user_agent,
-            details=details,
-        ),
-    )
+    log_user_action(session, action, user, client, now, "user", user.id, details)
 
 
 def _check_throttle(

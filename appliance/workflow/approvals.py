@@ -42,13 +42,12 @@ from appliance.models import (
 from appliance.notify import notify_user
 from appliance.permissions import Action, scope_of
 from appliance.workflow.access import active_user, load_visible
-from appliance.workflow.certificates import log_event
 from appliance.workflow.closing import OPEN_APPROVALS, close_contract
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.notices import contract_link
 from appliance.workflow.seals import admins_seal
 from appliance.workflow.states import Transition, next_state
-from appliance.workflow.store import record
+from appliance.workflow.store import log_user_action, record
 from appliance.workflow.turns import start_signing
 from appliance.workflow.views import ContractView, contract_view
 
@@ -134,7 +133,7 @@ def set_seal_approvers(
         )
         seal.requires_approval = bool(people)
         names = tuple(p.username for p in people)
-        log_event(
+        log_user_action(
             session, "seal.approvers_set", admin, client, now, "seal", seal.id, {"approvers": ",".join(names)}
         )
         return names

@@ -23,7 +23,6 @@ from asn1crypto import x509 as asn1_x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
 from appliance.errors import Conflict, NotFound
@@ -46,6 +45,7 @@ from appliance.workflow.access import active_user
 from appliance.workflow.agreement import AGREEMENT_VERSION, agreement_text
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.errors import CertificateRequired
+from appliance.workflow.store import log_user_action
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def renew_personal_certificate(
         row = _issue_personal(ctx, session, user, consent, now)
         current.status = CertificateStatus.SUPERSEDED
         record_consent(session, row, user, consent, client, now)
-        log_event(
+        log_user_action(
             session,
             "certificate.renewed",
             user,
@@ -186,7 +186,7 @@ def revoke_my_certificate(
             raise Conflict("This certificate is revoked already.")
         pki = make_context(ctx.signing.custody, ctx.config, ctx.clock)
         revoke_certificate(session, pki, row.id, HOLDER_REASONS[reason])
-        log_event(
+        log_user_action(
             session,
             "certificate.revoked",
             user,
@@ -407,7 +407,7 @@ def record_consent(
         )
     )
     session.flush()
-    log_event(
+    log_user_action(
         session,
         "certificate.issued",
         user,
@@ -416,32 +416,6 @@ def record_consent(
         "certificate",
         row.id,
         {"kind": row.kind.value, "serial": row.serial, "agreement": consent.agreement_version},
-    )
-
-
-def log_event(
-    session: Session,
-    action: str,
-    user: User,
-    client: ClientInfo,
-    now: datetime,
-    object_type: str,
-    object_id: int,
-    details: dict[str, str],
-) -> None:
-    append_event(
-        session,
-        AuditRecord(
-            action=action,
-            occurred_at=now,
-            actor_user_id=user.id,
-            actor_name=user.username,
-            object_type=object_type,
-            object_id=str(object_id),
-            client_address=client.address,
-            user_agent=client.user_agent,
-            details=details,
-        ),
     )
 
 

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.audit import AuditRecord, append_event
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
 from appliance.errors import Conflict, InvalidInput, NotFound
@@ -23,6 +22,7 @@ from appliance.notify import notify_user
 from appliance.permissions import Action, require, roles_for
 from appliance.workflow.access import active_user
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.store import log_user_action
 
 MAX_TEXT = 2000
 ANSWERERS = roles_for(Action.ANSWER_DATA_REQUESTS)
@@ -191,17 +191,5 @@ def _log(
     session: Session, action: str, actor: User, client: ClientInfo, now: datetime, row: DataRequest
 ) -> None:
     # what was asked or answered stays out of the log: it is personal data itself
-    append_event(
-        session,
-        AuditRecord(
-            action=action,
-            occurred_at=now,
-            actor_user_id=actor.id,
-            actor_name=actor.username,
-            object_type="data_request",
-            object_id=str(row.id),
-            client_address=client.address,
-            user_agent=client.user_agent,
-            details={"kind": row.kind.value, "status": row.status.value, "due_at": row.due_at.isoformat()},
-        ),
-    )
+    details = {"kind": row.kind.value, "status": row.status.value, "due_at": row.due_at.isoformat()}
+    log_user_action(session, action, actor, client, now, "data_request", row.id, details)

@@ -48,10 +48,10 @@ from appliance.workflow.certificates import (
     check_consent,
     check_renewal_window,
     is_usable,
-    log_event,
     record_consent,
 )
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.store import log_user_action
 
 _NOT_AN_ADMIN = "Only an organisation's admin manages its seals."
 
@@ -153,7 +153,7 @@ def create_seal(
         session.add(seal)
         session.flush()
         details = {"name": name, "kind": kind.value}
-        log_event(session, "seal.created", user, client, now, "seal", seal.id, details)
+        log_user_action(session, "seal.created", user, client, now, "seal", seal.id, details)
         return seal.id
 
 
@@ -213,7 +213,9 @@ def set_seal_state(
         seal.active = state is SealState.ACTIVE
         if state is SealState.RETIRED:
             seal.retired_at = now
-        log_event(session, f"seal.{state.value}", user, client, now, "seal", seal.id, {"name": seal.name})
+        log_user_action(
+            session, f"seal.{state.value}", user, client, now, "seal", seal.id, {"name": seal.name}
+        )
         return _seal_view(session, seal, now)
 
 
@@ -290,7 +292,7 @@ def renew_seal_certificate(
         current.status = CertificateStatus.SUPERSEDED
         record_consent(session, row, user, consent, client, now)
         details = {"serial": row.serial, "replaces_serial": current.serial, "seal_id": str(seal.id)}
-        log_event(session, "certificate.renewed", user, client, now, "certificate", row.id, details)
+        log_user_action(session, "certificate.renewed", user, client, now, "certificate", row.id, details)
         return certificate_view(row)
 
 
@@ -317,7 +319,7 @@ def revoke_seal_certificate(
         pki = make_context(ctx.signing.custody, ctx.config, ctx.clock)
         revoke_certificate(session, pki, row.id, ORGANISATION_REASONS[reason])
         details = {"serial": row.serial, "reason": reason.value, "seal_id": str(seal.id)}
-        log_event(session, "certificate.revoked", user, client, now, "certificate", row.id, details)
+        log_user_action(session, "certificate.revoked", user, client, now, "certificate", row.id, details)
         return certificate_view(row)
 
 

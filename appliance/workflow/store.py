@@ -108,6 +108,34 @@ def operation_record(
     )
 
 
+def log_user_action(
+    session: Session,
+    action: str,
+    user: User,
+    client: ClientInfo,
+    now: datetime,
+    object_type: str,
+    object_id: int,
+    details: Mapping[str, Any],
+) -> None:
+    """Append what `user` did to an object other than a contract (a certificate, a seal, their
+    account) to the operation log, in the caller's transaction."""
+    append_event(
+        session,
+        AuditRecord(
+            action=action,
+            occurred_at=now,
+            actor_user_id=user.id,
+            actor_name=user.username,
+            object_type=object_type,
+            object_id=str(object_id),
+            client_address=client.address,
+            user_agent=client.user_agent,
+            details=dict(details),
+        ),
+    )
+
+
 def record_evidence(
     session: Session,
     contract: Contract,
