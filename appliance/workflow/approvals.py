@@ -32,6 +32,7 @@ from appliance.models import (
     ContractState,
     Party,
     PartyKind,
+    PartyStatus,
     Seal,
     SealApproval,
     SealApprover,
@@ -47,7 +48,7 @@ from appliance.workflow.context import WorkflowContext
 from appliance.workflow.notices import contract_link
 from appliance.workflow.seals import admins_seal
 from appliance.workflow.states import Transition, next_state
-from appliance.workflow.store import log_user_action, record
+from appliance.workflow.store import current_version, log_user_action, record
 from appliance.workflow.turns import start_signing
 from appliance.workflow.views import ContractView, contract_view
 
@@ -151,7 +152,31 @@ def seal_approvers(session: Session, seal_id: int) -> list[User]:
     )
 
 
-def request_approvals(ctx: WorkflowContext, session: Session, contract: Contract, now: datetime) -> bool:
+def send_out(
+    ctx: WorkflowContext,
+    session: Session,
+    contract: Contract,
+    *,
+    actor: User,
+    client: ClientInfo,
+    now: datetime,
+) -> None:
+    """Send a draft: to its seals' approvers first when a seal needs approval (every party
+    waits), otherwise out for signing."""
+    if not _request_approvals(ctx, session, contract, now):
+        target = next_state(contract, Transition.SEND)
+        start_signing(ctx, session, contract, target, actor=actor, client=client, now=now, action="sent")
+        return
+    contract.state = next_state(contract, Transition.SUBMIT)
+    contract.state_changed_at = contract.updated_at = now
+    for party in contract.parties:
+        party.status = PartyStatus.WAITING
+    session.flush()
+    details = {"document_sha256": current_version(contract).sha256, "parties": len(contract.parties)}
+    record(session, contract, "submitted_for_approval", actor=actor, client=client, now=now, details=details)
+
+
+def _request_approvals(ctx: WorkflowContext, session: Session, contract: Contract, now: datetime) -> bool:
     """At sending: the approvals the contract's seals need, first ones notified. Whether any."""
     created: list[SealApproval] = []
     for party in contract.parties:

@@ -33,12 +33,11 @@ from appliance.models import (
 )
 from appliance.signing.normalise import normalise_upload
 from appliance.workflow.access import active_user, load_visible, require_initiator
-from appliance.workflow.approvals import request_approvals
+from appliance.workflow.approvals import send_out
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.idempotency import IdempotencyKey, remember, replay
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, find_party, page_sizes, record
-from appliance.workflow.turns import start_signing
 from appliance.workflow.views import ContractView, contract_view
 
 MAX_TITLE = 300
@@ -301,25 +300,7 @@ def send_contract(
         require_initiator(user, contract)
         next_state(contract, Transition.SEND)  # refuses a contract that is no longer a draft
         _check_ready(session, contract, now)
-        if request_approvals(ctx, session, contract, now):
-            contract.state = next_state(contract, Transition.SUBMIT)
-            contract.state_changed_at = contract.updated_at = now
-            for party in contract.parties:
-                party.status = PartyStatus.WAITING
-            session.flush()
-            details = {"document_sha256": current_version(contract).sha256, "parties": len(contract.parties)}
-            record(
-                session,
-                contract,
-                "submitted_for_approval",
-                actor=user,
-                client=client,
-                now=now,
-                details=details,
-            )
-        else:
-            target = next_state(contract, Transition.SEND)
-            start_signing(ctx, session, contract, target, actor=user, client=client, now=now, action="sent")
+        send_out(ctx, session, contract, actor=user, client=client, now=now)
         return contract_view(session, contract, user)
 
 

@@ -26,13 +26,12 @@ from appliance.models import (
 from appliance.signing.completion import VoidingFacts, render_voiding_agreement
 from appliance.signing.normalise import normalise_upload
 from appliance.workflow.access import active_user, load_visible, require_initiator
-from appliance.workflow.approvals import request_approvals
+from appliance.workflow.approvals import send_out
 from appliance.workflow.closing import checked_reason
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.errors import InvalidState
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, record
-from appliance.workflow.turns import start_signing
 from appliance.workflow.views import ContractView, contract_view
 
 
@@ -121,21 +120,7 @@ def start_voiding(
             details={"sha256": sha256, "voids_contract_id": original.id, "reason": reason},
         )
         # its seals are approved as on any contract, then it goes out to every party at once
-        if request_approvals(ctx, session, agreement, now):
-            agreement.state = next_state(agreement, Transition.SUBMIT)
-            details = {"document_sha256": sha256, "parties": len(agreement.parties)}
-            record(
-                session,
-                agreement,
-                "submitted_for_approval",
-                actor=user,
-                client=client,
-                now=now,
-                details=details,
-            )
-        else:
-            target = next_state(agreement, Transition.SEND)
-            start_signing(ctx, session, agreement, target, actor=user, client=client, now=now, action="sent")
+        send_out(ctx, session, agreement, actor=user, client=client, now=now)
         record(
             session,
             original,
