@@ -93,8 +93,9 @@ class Pseudonyms:
 
     def actor(self, user_id: int | None, name: str | None, at: datetime) -> str | None:
         """The name to show for a record's actor."""
-        if user_id is not None and user_id in self.by_user:
-            return self.by_user[user_id].pseudonym
+        if user_id is not None:
+            # a record of a known person is theirs: a colleague of the same name is not hidden
+            return self.by_user[user_id].pseudonym if user_id in self.by_user else name
         return self.text(name, at) if name is not None else None
 
     def text(self, value: str, at: datetime) -> str:

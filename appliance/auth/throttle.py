@@ -60,6 +60,7 @@ from sqlalchemy.orm import Session
 
 from appliance.config import AddressLimit
 from appliance.db import rows_changed
+from appliance.directory.dn import normalize_dn
 from appliance.models import LoginThrottle
 
 ADDRESS_FACTOR = 4
@@ -94,7 +95,8 @@ def normalise_login_name(username: str) -> str:
 
 def forget_account(session: Session, username: str, dn: str | None) -> None:
     """Remove every counter of this login name and directory entry (account cancellation)."""
-    accounts = [("name", normalise_login_name(username))] + ([("entry", dn)] if dn else [])
+    # entry counters are keyed by the DN as normalised at sign-in
+    accounts = [("name", normalise_login_name(username))] + ([("entry", normalize_dn(dn))] if dn else [])
     for kind, value in accounts:
         # a key names the value itself, or its sha256 when the key with the address is too long
         for stem in (f"{kind}:{value}", f"{kind}:sha256:{hashlib.sha256(value.encode('utf-8')).hexdigest()}"):

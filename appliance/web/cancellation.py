@@ -44,6 +44,7 @@ def page() -> str:
         "privacy/cancel.html",
         check=check,
         to_sign=BlockerKind.TO_SIGN,
+        to_approve=BlockerKind.TO_APPROVE,
         start_form=PlainForm(),
         confirm_form=ConfirmCancellationForm(),
     )

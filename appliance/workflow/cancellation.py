@@ -55,6 +55,9 @@ from appliance.models import (
     PartyKind,
     PendingCancellation,
     RevocationReason,
+    Seal,
+    SealApproval,
+    SealApprover,
     TotpEnrolment,
     User,
     UserRole,
@@ -74,6 +77,7 @@ from appliance.workflow.account_codes import (
     log_account_event,
     mailed_code,
 )
+from appliance.workflow.closing import OPEN_APPROVALS
 from appliance.workflow.codes import CodeProblem, CodeRejected, code_key, normalise_code
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.todo import todo_query
@@ -103,6 +107,8 @@ class BlockerKind(StrEnum):
     """A contract waits for the person's signature or seal."""
     INITIATED_OPEN = "initiated_open"
     """A contract the person initiated is still out for approval or signing."""
+    TO_APPROVE = "to_approve"
+    """A contract waits, or will wait, for the person's approval of a seal."""
 
 
 @dataclass(frozen=True)
@@ -285,7 +291,20 @@ def _blockers(session: Session, user: User) -> tuple[Blocker, ...]:
         .order_by(Contract.id)
         .limit(_BLOCKERS_SHOWN)
     ).all()
+    to_approve = session.execute(
+        select(Contract.id, Contract.title)
+        .join(SealApproval, SealApproval.contract_id == Contract.id)
+        .where(
+            SealApproval.approver_id == user.id,
+            SealApproval.status.in_(OPEN_APPROVALS),
+            Contract.state == ContractState.PENDING_APPROVAL,
+        )
+        .distinct()
+        .order_by(Contract.id)
+        .limit(_BLOCKERS_SHOWN)
+    ).all()
     found = [Blocker(BlockerKind.TO_SIGN, i, t) for i, t in to_sign]
+    found += [Blocker(BlockerKind.TO_APPROVE, i, t) for i, t in to_approve]
     found += [Blocker(BlockerKind.INITIATED_OPEN, i, t) for i, t in initiated]
     return tuple(found[:_BLOCKERS_SHOWN])
 
@@ -293,6 +312,8 @@ def _blockers(session: Session, user: User) -> tuple[Blocker, ...]:
 def _describe(blocker: Blocker) -> str:
     if blocker.kind is BlockerKind.TO_SIGN:
         return f"\u201c{blocker.title}\u201d (no. {blocker.contract_id}) waits for your signature"
+    if blocker.kind is BlockerKind.TO_APPROVE:
+        return f"\u201c{blocker.title}\u201d (no. {blocker.contract_id}) waits for your approval"
     return f"\u201c{blocker.title}\u201d (no. {blocker.contract_id}), which you sent, is still open"
 
 
@@ -324,6 +345,7 @@ def _anonymise(ctx: WorkflowContext, session: Session, user: User, now: datetime
         .where(Party.kind == PartyKind.PERSON, Party.user_id == user.id)
         .values(display_name=name)
     )
+    _leave_seal_approvers(session, user)
     session.execute(update(DataRequest).where(DataRequest.user_id == user.id).values(text=""))
     session.execute(
         update(DataRequest).where(DataRequest.answered_by_id == user.id).values(answered_by_name=name)
@@ -337,8 +359,25 @@ def _anonymise(ctx: WorkflowContext, session: Session, user: User, now: datetime
     user.anonymised_at = user.updated_at = now
 
 
+def _leave_seal_approvers(session: Session, user: User) -> None:
+    """The person approves no seal any more: later approvers move up, and a seal left with
+    none needs no approval."""
+    seal_ids = set(session.scalars(select(SealApprover.seal_id).where(SealApprover.user_id == user.id)))
+    for seal_id in sorted(seal_ids):
+        rest = list(
+            session.scalars(
+                select(SealApprover.user_id)
+                .where(SealApprover.seal_id == seal_id, SealApprover.user_id != user.id)
+                .order_by(SealApprover.position)
+            )
+        )
+        session.execute(delete(SealApprover).where(SealApprover.seal_id == seal_id))
+        session.add_all(SealApprover(seal_id=seal_id, position=n, user_id=u) for n, u in enumerate(rest, 1))
+        session.get_one(Seal, seal_id).requires_approval = bool(rest)
+
+
 def _former_values(user: User, certificates: Iterable[Certificate]) -> set[str]:
-    values = {user.username, user.display_name, user.email, user.phone, user.id_number}
+    values = {user.username, user.display_name, user.email, user.phone, user.id_number, user.directory_dn}
     for row in certificates:
         subject = asn1_x509.Certificate.load(row.der).subject
         # as the subject appears in the records: the certificate row and the signature's evidence

@@ -26,6 +26,7 @@ from appliance.models import (
     UserSession,
 )
 from appliance.workflow import queries
+from appliance.workflow.approvals import decide_approval, set_seal_approvers
 from appliance.workflow.cancellation import (
     BlockerKind,
     CancellationRefused,
@@ -36,6 +37,7 @@ from appliance.workflow.cancellation import (
 )
 from appliance.workflow.codes import CodeProblem, CodeRejected
 from appliance.workflow.oplog import browse_log, export_log
+from appliance.workflow.seals import organisation_seal
 from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
 
 PHONE, ID_NUMBER = "13812345678", "110101199003071234"
@@ -180,3 +182,19 @@ def test_a_cancelled_account_is_anonymised_and_its_records_stay_intact(workflow_
     found = browse_log(env.ctx, auditor, LogFilter(actor=name), before=None, limit=50).entries
     assert {e.actor_name for e in found} == {name}
     assert {"certificate.issued", "account.cancelled"} <= {e.action for e in found}
+
+
+def test_an_approver_cancels_only_after_deciding_and_then_approves_no_seal(workflow_factory) -> None:
+    env = workflow_factory()
+    bob = env.people["bob"]
+    set_seal_approvers(env.ctx, env.people["orgadmin"], CLIENT, env.seal_id, ["bob", "keeper"])
+    view = env.start([("seal", 1)])
+    assert [(b.kind, b.contract_id) for b in check_cancellation(env.ctx, bob).blockers] == [
+        (BlockerKind.TO_APPROVE, view.id)
+    ]
+    approval = view.approvals[0].id
+    decide_approval(env.ctx, bob, CLIENT, view.id, approval, approve=False, comment="Not this supplier.")
+    confirm_cancellation(env.ctx, bob, CLIENT, mailed_code(env, "bob"))
+    seal = organisation_seal(env.ctx, env.people["orgadmin"], env.seal_id)
+    assert seal.approvers == ("keeper",)  # the next approver moved up
+    assert env.start([("seal", 1)]).approvals[0].approver_name == "Seal Keeper"

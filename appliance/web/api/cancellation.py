@@ -28,8 +28,8 @@ bp = api_blueprint("cancellation_api", __name__)
 
 class BlockerOut(BaseModel):
     kind: BlockerKind = Field(
-        description="to_sign: the contract waits for your signature or seal; initiated_open: you "
-        "sent it and it is still out for approval or signing."
+        description="to_sign: the contract waits for your signature or seal; to_approve: for your "
+        "approval of a seal; initiated_open: you sent it and it is still out for approval or signing."
     )
     contract_id: int
     title: str
