@@ -1,9 +1,11 @@
 """Who may do what: one table of role x action x scope.
 
 Roles come from directory groups (appliance.config.Role). The table names what each role adds
-to what every signed-in person may do anyway: start contracts, sign or reject their own
-parties, decide the approvals named to them, and manage their own account. Those rest on
-being the person named (the initiator, the party's signer, the approver), not on a role.
+to what every signed-in person may do anyway: start contracts (from their organisation's
+templates too), save their drafts as templates, retire the templates they saved, sign or
+reject their own parties, decide the approvals named to them, and manage their own account.
+Those rest on being the person named (the initiator, the party's signer, the approver), not
+on a role.
 
 A scope says how far an action reaches: the person's own organisation, or the whole
 appliance. The modules that do the actions ask `scope_of` (or `require`), so changing a role's
@@ -28,6 +30,8 @@ class Action(StrEnum):
     MANAGE_SEALS = "manage_seals"
     """Create seals, their certificates and approvers; disable and retire them."""
     READ_SEAL_USAGE = "read_seal_usage"
+    MANAGE_TEMPLATES = "manage_templates"
+    """Retire any template of the organisation (anyone retires those they saved)."""
     READ_ARCHIVE = "read_archive"
     """List, open and download archived contracts."""
     READ_OPERATION_LOG = "read_operation_log"
@@ -53,6 +57,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.END_CONTRACTS: ORG,
         Action.MANAGE_SEALS: ORG,
         Action.READ_SEAL_USAGE: ORG,
+        Action.MANAGE_TEMPLATES: ORG,
         Action.LIFT_FREEZES: ORG,
         Action.LIFT_SIGN_IN_LOCKS: ORG,
     },

@@ -14,6 +14,7 @@ from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
 from appliance.workflow.archive_timestamps import renew_archive_timestamps
+from appliance.workflow.automatic_seals import apply_due_automatic_seals
 from appliance.workflow.certificates import notify_renewals_due
 from appliance.workflow.closing import expire_and_remind
 from appliance.workflow.completion import issue_missing_completion_certificates
@@ -57,11 +58,12 @@ def deliver_mail_job(services: Services) -> str:
 
 def contract_deadlines_job(services: Services) -> str:
     report = expire_and_remind(services.workflow)
+    sealed = apply_due_automatic_seals(services.workflow) if services.custody else 0
     certificates = issue_missing_completion_certificates(services.workflow) if services.custody else 0
     with transaction(services.sessions) as session:
         purged = purge_idempotent_results(session, services.clock.now())
     return (
-        f"expired {report.expired}, reminded {report.reminded}, "
+        f"expired {report.expired}, reminded {report.reminded}, applied {sealed} automatic seals, "
         f"made {certificates} certificates of completion, purged {purged} idempotent answers"
     )
 

@@ -25,7 +25,8 @@ from appliance.models.org import Organisation
 from appliance.models.pki import Certificate, CertificateConsent, Crl, HsmKey, Seal
 from appliance.models.privacy import DataRequest, DataRequestKind, DataRequestStatus, PrivacyAcceptance
 from appliance.models.request_counter import RequestCounter
-from appliance.models.seal import ApprovalStatus, SealApproval, SealApprover, SealUsage
+from appliance.models.seal import ApprovalStatus, SealApproval, SealApprover, SealAutomation, SealUsage
+from appliance.models.template import ContractTemplate, TemplateRole
 from appliance.models.user import (
     ApiToken,
     FormerIdentity,
@@ -49,6 +50,7 @@ __all__ = [
     "CertificateStatus",
     "Contract",
     "ContractState",
+    "ContractTemplate",
     "Crl",
     "DataRequest",
     "DataRequestKind",
@@ -76,9 +78,11 @@ __all__ = [
     "Seal",
     "SealApproval",
     "SealApprover",
+    "SealAutomation",
     "SealKind",
     "SealUsage",
     "SignatureField",
+    "TemplateRole",
     "TotpEnrolment",
     "User",
     "UserRole",

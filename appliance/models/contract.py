@@ -31,6 +31,8 @@ class Contract(Base):
     """Why it was withdrawn or ended (a rejection's reason is on the rejecting party)."""
     voids_contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id"), index=True)
     """Set on a voiding agreement: the completed contract it voids once all its parties sign."""
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("contract_templates.id"), index=True)
+    """The template it was started from, if any."""
     last_reminder_at: Mapped[datetime | None]
     deletion_noticed_at: Mapped[datetime | None]
     """When its people were told of its deletion under the retention rules (workflow.retention)."""

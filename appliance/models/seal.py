@@ -1,4 +1,5 @@
-"""Who approves the use of a seal, each approval of a contract's seal, and the per-seal usage log."""
+"""Who approves the use of a seal, each approval of a contract's seal, standing authorisations
+to apply a seal automatically, and the per-seal usage log."""
 
 from __future__ import annotations
 
@@ -69,5 +70,21 @@ class SealUsage(Base):
     applied_at: Mapped[datetime]
     document_sha256: Mapped[str] = mapped_column(String(64))
     """The signed version the seal produced."""
+    automatic: Mapped[str | None] = mapped_column(String(20))
+    """What authorised the appliance to apply it with no keeper ("initiator", "template"), or None."""
     approval_ids: Mapped[str] = mapped_column(String(200), default="")
     """The approvals that allowed this use, comma-separated ("" when the seal needed none)."""
+
+
+class SealAutomation(Base):
+    """A standing authorisation, given by the seal's organisation admin, to apply a seal with no
+    keeper and no approval: to contracts of a named initiator, or started from a named template.
+    Exactly one of `initiator_id` and `template_id` is set."""
+
+    __tablename__ = "seal_automations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seal_id: Mapped[int] = mapped_column(ForeignKey("seals.id"), index=True)
+    initiator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("contract_templates.id"), index=True)
+    created_at: Mapped[datetime]

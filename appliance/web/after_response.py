@@ -1,4 +1,4 @@
-"""Work a request leaves for after its answer (the certificate of completion).
+"""Work a request leaves for after its answer (automatic seals, the certificate of completion).
 
 The answer does not wait for the work. Where it runs depends on the server:
 
@@ -21,9 +21,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from flask import after_this_request, request
 from werkzeug.wrappers import Response
+
+from appliance.models import ContractState
+from appliance.workflow.automatic_seals import seal_and_complete_or_log
+from appliance.workflow.context import WorkflowContext
+from appliance.workflow.views import ContractView
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
@@ -42,6 +48,15 @@ def after_response(work: Callable[[], None]) -> None:
         else:
             _worker().submit(work)
         return response
+
+
+def follow_up(workflow: WorkflowContext, view: ContractView) -> None:
+    """After a step that may have started a seal's turn (a send, an approval, a signature) or
+    completed the contract: apply the seals the appliance applies itself, and make the
+    certificate of completion, once the answer is sent."""
+    completed_bare = view.state is ContractState.COMPLETED and not view.has_completion_certificate
+    if view.state is ContractState.SIGNING or completed_bare:
+        after_response(partial(seal_and_complete_or_log, workflow, view.id))
 
 
 def wait_for_work_left(timeout: float = 60) -> None:

@@ -1,12 +1,13 @@
 """The organisation admin's seal pages: the organisation's seals, creating one (drawn or
-uploaded), and per seal its certificate (apply, renew, revoke), who approves its use, its
+uploaded), and per seal its certificate (apply, renew, revoke), who approves its use, whose
+contracts the appliance seals itself, its
 state (enabled, disabled, retired) and its usage log."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, flash, redirect, render_template, url_for
+from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -27,9 +28,11 @@ from appliance.web.context import current_services
 from appliance.web.contracts.forms import ConsentForm, consent_of
 from appliance.web.contracts.problems import problem_text, rejection_text
 from appliance.web.files import ID
-from appliance.workflow.approvals import MAX_APPROVERS, seal_usage_log, set_seal_approvers
+from appliance.workflow.approvals import MAX_APPROVERS, set_seal_approvers
 from appliance.workflow.certificates import certificate_agreement
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.seal_policy import set_seal_automation
+from appliance.workflow.seal_usage import seal_usage_log
 from appliance.workflow.seals import (
     OrganisationReason,
     SealState,
@@ -42,6 +45,7 @@ from appliance.workflow.seals import (
     seal_image,
     set_seal_state,
 )
+from appliance.workflow.templates import list_templates
 
 bp = Blueprint("seal_pages", __name__)
 SEAL = f"/admin/seals/<{ID}:seal_id>"
@@ -83,6 +87,11 @@ class NewSealForm(FlaskForm):
 
 class ApproversForm(FlaskForm):
     usernames = TextAreaField(_l("Approvers' login names, one per line, in the order they decide"))
+
+
+class AutomationForm(FlaskForm):
+    initiators = TextAreaField(_l("Initiators' login names, one per line"))
+    """The authorised templates come as the checked `template` boxes."""
 
 
 class StateForm(FlaskForm):
@@ -152,6 +161,10 @@ def seal(seal_id: int) -> str:
         consent_form=ConsentForm(),
         revoke_form=RevokeSealForm(),
         approvers_form=ApproversForm(),
+        automation_form=AutomationForm(),
+        seal_templates=[
+            t for t in list_templates(workflow, principal) if any(r.seal_id == seal_id for r in t.roles)
+        ],
         state_form=StateForm(),
         max_approvers=MAX_APPROVERS,
     )
@@ -173,6 +186,22 @@ def approvers(seal_id: int) -> Response:
         form,
         lambda workflow: set_seal_approvers(workflow, page_principal(), client_info(), seal_id, names),
         _("The approvers are saved; contracts sent from now on wait for them."),
+    )
+
+
+@bp.post(f"{SEAL}/automation")
+@login_required  # type: ignore[misc]
+def automation(seal_id: int) -> Response:
+    form = AutomationForm()
+    names = [line.strip() for line in (form.initiators.data or "").splitlines() if line.strip()]
+    template_ids = [int(value) for value in request.form.getlist("template") if value.isdecimal()]
+    return _act(
+        seal_id,
+        form,
+        lambda workflow: set_seal_automation(
+            workflow, page_principal(), client_info(), seal_id, initiators=names, template_ids=template_ids
+        ),
+        _("Saved: the appliance applies the seal itself to those contracts, with no approval."),
     )
 
 

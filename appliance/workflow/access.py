@@ -12,9 +12,10 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
-from appliance.errors import Forbidden, NotFound
-from appliance.models import Contract, Party, PartyKind, Seal, SealApproval, User
-from appliance.permissions import Action, scope_of
+from appliance.auth.records import Principal
+from appliance.errors import Forbidden, InvalidInput, NotFound
+from appliance.models import Contract, Party, PartyKind, Seal, SealApproval, User, UserSource
+from appliance.permissions import Action, require, scope_of
 from appliance.workflow.store import CONTRACT_NOT_FOUND
 
 
@@ -77,3 +78,29 @@ def may_act_for(session: Session, user: User, party: Party) -> bool:
 def require_initiator(user: User, contract: Contract) -> None:
     if contract.initiator_id != user.id:
         raise Forbidden("Only the person who started this contract can do that.")
+
+
+NOT_A_SEAL_ADMIN = "Only an organisation's admin manages its seals."
+
+
+def admins_seal(session: Session, principal: Principal, seal_id: int) -> tuple[User, Seal]:
+    """The admin and the seal of their organisation they manage; NotFound for any other seal."""
+    user = active_user(session, principal.user_id)
+    seal = session.get(Seal, seal_id)
+    if seal is None or seal.organisation_id != user.organisation_id:
+        raise NotFound("There is no seal of your organisation with that id.")
+    require(user.role_set(), Action.MANAGE_SEALS, NOT_A_SEAL_ADMIN)
+    return user, seal
+
+
+def seal_colleague(session: Session, seal: Seal, username: str, *, refusal: str) -> User:
+    """The person of the seal's organisation with the login name `username`, who has signed in
+    here and can act; InvalidInput (`refusal` after the name, or "not in the organisation")."""
+    person = session.scalars(
+        select(User).where(User.username == username, User.source == UserSource.DIRECTORY)
+    ).one_or_none()
+    if person is None or not person.active or person.anonymised_at is not None:
+        raise InvalidInput(f"{username!r} {refusal}")
+    if person.organisation_id != seal.organisation_id:
+        raise InvalidInput(f"{person.display_name} is not in the seal's organisation.")
+    return person

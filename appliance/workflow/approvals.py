@@ -8,11 +8,13 @@ in their to-do list (`list_my_approvals`) and decide with a comment (`decide_app
 
 * an approval hands over to the seal's next approver; the last approval of the last seal
   sends the contract out for signing (parties' turns and notices as on a plain send);
+* a contract whose seal the appliance applies itself (appliance.workflow.seal_policy) asks
+  none of that seal's approvers;
 * a rejection rejects the contract, with the comment as its reason, and cancels the other
   approvals; the initiator is told.
 
 Each decision is an evidence event and an operation-log record; each application of a seal
-is a row of the seal's usage log (`record_seal_usage`, written by the signing step).
+is a row of the seal's usage log (appliance.workflow.seal_usage).
 """
 
 from __future__ import annotations
@@ -30,23 +32,19 @@ from appliance.models import (
     ApprovalStatus,
     Contract,
     ContractState,
-    Party,
     PartyKind,
     PartyStatus,
     Seal,
     SealApproval,
     SealApprover,
-    SealUsage,
     User,
-    UserSource,
 )
 from appliance.notify import notify_user
-from appliance.permissions import Action, scope_of
-from appliance.workflow.access import active_user, load_visible
+from appliance.workflow.access import active_user, admins_seal, load_visible, seal_colleague
 from appliance.workflow.closing import OPEN_APPROVALS, close_contract
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.notices import contract_link
-from appliance.workflow.seals import admins_seal
+from appliance.workflow.seal_policy import automatic_authorisation
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, log_user_action, record
 from appliance.workflow.turns import start_signing
@@ -68,49 +66,6 @@ class ApprovalItem:
     deadline: datetime | None
 
 
-@dataclass(frozen=True)
-class SealUsageView:
-    applied_at: datetime
-    contract_id: int
-    contract_title: str
-    applied_by: str
-    document_sha256: str
-    approval_ids: tuple[int, ...]
-
-
-def seal_usage_log(
-    ctx: WorkflowContext, principal: Principal, seal_id: int, *, limit: int = 200
-) -> tuple[SealUsageView, ...]:
-    """The seal's uses, newest first: for its organisation's admins and auditors.
-
-    :raises NotFound: no seal of the person's organisation with that id, or not theirs to read.
-    """
-    with ctx.sessions() as session:
-        user = active_user(session, principal.user_id)
-        seal = session.get(Seal, seal_id)
-        readable = scope_of(user.role_set(), Action.READ_SEAL_USAGE) is not None
-        if seal is None or seal.organisation_id != user.organisation_id or not readable:
-            raise NotFound("There is no seal of your organisation with that id.")
-        rows = session.execute(
-            select(SealUsage, User.display_name)
-            .outerjoin(User, User.id == SealUsage.applied_by_id)
-            .where(SealUsage.seal_id == seal.id)
-            .order_by(SealUsage.id.desc())
-            .limit(limit)
-        ).all()
-        return tuple(
-            SealUsageView(
-                applied_at=usage.applied_at,
-                contract_id=usage.contract_id,
-                contract_title=usage.contract_title,
-                applied_by=name or "",
-                document_sha256=usage.document_sha256,
-                approval_ids=tuple(int(i) for i in usage.approval_ids.split(",") if i),
-            )
-            for usage, name in rows
-        )
-
-
 def set_seal_approvers(
     ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, usernames: list[str]
 ) -> tuple[str, ...]:
@@ -127,7 +82,15 @@ def set_seal_approvers(
         raise InvalidInput(f"Name up to {MAX_APPROVERS} different approvers, in the order they decide.")
     with transaction(ctx.sessions) as session:
         admin, seal = admins_seal(session, principal, seal_id)
-        people = [_approver(session, seal, name) for name in usernames]
+        people = [
+            seal_colleague(
+                session,
+                seal,
+                name,
+                refusal="has not signed in here, or cannot approve: name someone who has.",
+            )
+            for name in usernames
+        ]
         session.execute(delete(SealApprover).where(SealApprover.seal_id == seal.id))
         session.add_all(
             SealApprover(seal_id=seal.id, position=n, user_id=person.id) for n, person in enumerate(people, 1)
@@ -183,7 +146,7 @@ def _request_approvals(ctx: WorkflowContext, session: Session, contract: Contrac
         if party.kind is not PartyKind.SEAL or party.seal_id is None:
             continue
         seal = session.get_one(Seal, party.seal_id)
-        if not seal.requires_approval:
+        if not seal.requires_approval or automatic_authorisation(session, contract, party):
             continue
         for position, approver in enumerate(seal_approvers(session, seal.id), 1):
             created.append(
@@ -290,30 +253,6 @@ def list_my_approvals(ctx: WorkflowContext, principal: Principal) -> tuple[Appro
         return tuple(ApprovalItem(*row) for row in rows)
 
 
-def record_seal_usage(
-    session: Session, contract: Contract, party: Party, user: User, sha256: str, now: datetime
-) -> None:
-    """The seal's usage log: `user` applied `party`'s seal, producing the version `sha256`."""
-    assert party.seal_id is not None
-    approvals = session.scalars(
-        select(SealApproval.id)
-        .where(SealApproval.party_id == party.id, SealApproval.status == ApprovalStatus.APPROVED)
-        .order_by(SealApproval.position)
-    ).all()
-    session.add(
-        SealUsage(
-            seal_id=party.seal_id,
-            contract_id=contract.id,
-            contract_title=contract.title,
-            party_id=party.id,
-            applied_by_id=user.id,
-            applied_at=now,
-            document_sha256=sha256,
-            approval_ids=",".join(str(i) for i in approvals),
-        )
-    )
-
-
 def _after_approval(
     ctx: WorkflowContext,
     session: Session,
@@ -381,17 +320,6 @@ def _ask(
         "link": contract_link(ctx, contract),
     }
     notify_user(session, approver, "seal_approval_requested", params, now=now, mail=ctx.mail)
-
-
-def _approver(session: Session, seal: Seal, username: str) -> User:
-    person = session.scalars(
-        select(User).where(User.username == username, User.source == UserSource.DIRECTORY)
-    ).one_or_none()
-    if person is None or not person.active or person.anonymised_at is not None:
-        raise InvalidInput(f"{username!r} has not signed in here, or cannot approve: name someone who has.")
-    if person.organisation_id != seal.organisation_id:
-        raise InvalidInput(f"{person.display_name} is not in the seal's organisation.")
-    return person
 
 
 def _comment(comment: str, *, required: bool) -> str | None:

@@ -58,6 +58,7 @@ from appliance.models import (
     Seal,
     SealApproval,
     SealApprover,
+    SealAutomation,
     TotpEnrolment,
     User,
     UserRole,
@@ -346,6 +347,8 @@ def _anonymise(ctx: WorkflowContext, session: Session, user: User, now: datetime
         .values(display_name=name)
     )
     _leave_seal_approvers(session, user)
+    # no contract of theirs is started any more: the standing authorisation has nothing to cover
+    session.execute(delete(SealAutomation).where(SealAutomation.initiator_id == user.id))
     session.execute(update(DataRequest).where(DataRequest.user_id == user.id).values(text=""))
     session.execute(
         update(DataRequest).where(DataRequest.answered_by_id == user.id).values(answered_by_name=name)

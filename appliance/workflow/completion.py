@@ -43,9 +43,14 @@ log = logging.getLogger(__name__)
 
 
 def complete_contract(
-    ctx: WorkflowContext, session: Session, contract: Contract, actor: User, client: ClientInfo, now: datetime
+    ctx: WorkflowContext,
+    session: Session,
+    contract: Contract,
+    actor: User | None,
+    client: ClientInfo | None,
+    now: datetime,
 ) -> None:
-    """Complete `contract` (every party has signed)."""
+    """Complete `contract` (every party has signed; `actor` None: the appliance sealed last)."""
     contract.state = next_state(contract, Transition.COMPLETE)
     contract.completed_at = contract.state_changed_at = contract.updated_at = now
     session.flush()
@@ -195,8 +200,8 @@ def _void(
     ctx: WorkflowContext,
     session: Session,
     agreement: Contract,
-    actor: User,
-    client: ClientInfo,
+    actor: User | None,
+    client: ClientInfo | None,
     now: datetime,
 ) -> None:
     assert agreement.voids_contract_id is not None

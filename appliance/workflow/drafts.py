@@ -171,14 +171,10 @@ def _create(
     idempotency: IdempotencyKey | None,
 ) -> ContractView:
     now = ctx.clock.now()
-    if not spec.not_excluded:
-        raise InvalidInput(
-            "Confirm that the document is not one the law keeps from electronic signing "
-            "(marriage, adoption, inheritance; stopping water, heat, gas or power supply)."
-        )
-    title = _text(spec.title, "title", MAX_TITLE)
-    message = _optional_text(spec.message, "message", MAX_MESSAGE)
-    deadline = _deadline(ctx, spec.deadline, now)
+    confirm_not_excluded(spec.not_excluded)
+    title = required_text(spec.title, "title", MAX_TITLE)
+    message = optional_text(spec.message, "message", MAX_MESSAGE)
+    deadline = deadline_from(ctx, spec.deadline, now)
     with tempfile.TemporaryFile() as normalised:
         facts = normalise_upload(upload, normalised, ctx.config.uploads)
         normalised.seek(0)
@@ -187,32 +183,25 @@ def _create(
     # the same file may be another request's upload, in flight
     with transaction(ctx.sessions) as session:
         user = active_user(session, principal.user_id)
-        contract = Contract(
+        original = DocumentVersion(
+            number=1,
+            sha256=sha256,
+            size=facts.size,
+            filename=_filename(spec.filename),
+            page_sizes=json.dumps(facts.page_sizes),
+            produced_by_id=user.id,
+            created_at=now,
+        )
+        contract = open_draft(
+            session,
+            user,
             title=title,
-            organisation_id=user.organisation_id,
-            initiator_id=user.id,
-            state=ContractState.DRAFT,
             routing=spec.routing,
             message=message,
             deadline=deadline,
-            created_at=now,
-            updated_at=now,
-            state_changed_at=now,
+            original=original,
+            now=now,
         )
-        session.add(contract)
-        session.flush()
-        contract.versions.append(
-            DocumentVersion(
-                number=1,
-                sha256=sha256,
-                size=facts.size,
-                filename=_filename(spec.filename),
-                page_sizes=json.dumps(facts.page_sizes),
-                produced_by_id=user.id,
-                created_at=now,
-            )
-        )
-        session.flush()
         details: dict[str, object] = {
             "sha256": sha256,
             "size": facts.size,
@@ -227,6 +216,48 @@ def _create(
         return view
 
 
+def confirm_not_excluded(confirmed: bool) -> None:
+    """Refuse to start a contract without the initiator's confirmation (EXCLUDED_KINDS)."""
+    if not confirmed:
+        raise InvalidInput(
+            "Confirm that the document is not one the law keeps from electronic signing "
+            "(marriage, adoption, inheritance; stopping water, heat, gas or power supply)."
+        )
+
+
+def open_draft(
+    session: Session,
+    user: User,
+    *,
+    title: str,
+    routing: Routing,
+    message: str | None,
+    deadline: datetime,
+    original: DocumentVersion,
+    now: datetime,
+    template_id: int | None = None,
+) -> Contract:
+    """A new draft of `user`'s with `original` as its version 1 (checked values only)."""
+    contract = Contract(
+        title=title,
+        organisation_id=user.organisation_id,
+        initiator_id=user.id,
+        state=ContractState.DRAFT,
+        routing=routing,
+        message=message,
+        deadline=deadline,
+        template_id=template_id,
+        created_at=now,
+        updated_at=now,
+        state_changed_at=now,
+    )
+    session.add(contract)
+    session.flush()
+    contract.versions.append(original)
+    session.flush()
+    return contract
+
+
 def add_party(
     ctx: WorkflowContext, principal: Principal, client: ClientInfo, contract_id: int, spec: NewParty
 ) -> ContractView:
@@ -234,35 +265,50 @@ def add_party(
     with transaction(ctx.sessions) as session:
         user = active_user(session, principal.user_id)
         contract = _draft_of(session, user, contract_id)
-        if len(contract.parties) >= MAX_PARTIES:
-            raise InvalidInput(f"A contract can have at most {MAX_PARTIES} parties.")
-        if not 1 <= spec.routing_order <= MAX_PARTIES:
-            raise InvalidInput(f"The routing order must be between 1 and {MAX_PARTIES}.")
-        fields = _fields(spec.fields, page_sizes(current_version(contract)))
-        party = Party(routing_order=spec.routing_order, status=PartyStatus.WAITING, fields=fields)
-        if spec.kind is PartyKind.PERSON:
-            signer = _person(ctx, session, spec.username, now)
-            if any(p.kind is PartyKind.PERSON and p.user_id == signer.id for p in contract.parties):
-                raise Conflict(f"{signer.display_name} is already a party to this contract.")
-            party.kind, party.user_id, party.display_name = PartyKind.PERSON, signer.id, signer.display_name
-        else:
-            seal = _seal(session, spec.seal_id)
-            if any(p.kind is PartyKind.SEAL and p.seal_id == seal.id for p in contract.parties):
-                raise Conflict(f"The seal {seal.name} is already a party to this contract.")
-            party.kind, party.seal_id, party.display_name = PartyKind.SEAL, seal.id, seal.name
-        contract.parties.append(party)
-        contract.updated_at = now
-        session.flush()
-        record(
-            session,
-            contract,
-            "party_added",
-            actor=user,
-            client=client,
-            now=now,
-            details={"party_id": party.id, "kind": party.kind.value, "name": party.display_name},
-        )
+        attach_party(ctx, session, contract, spec, actor=user, client=client, now=now)
         return contract_view(session, contract, user)
+
+
+def attach_party(
+    ctx: WorkflowContext,
+    session: Session,
+    contract: Contract,
+    spec: NewParty,
+    *,
+    actor: User,
+    client: ClientInfo,
+    now: datetime,
+) -> Party:
+    """Check `spec` against the draft `contract` and add it as a party, with its evidence."""
+    if len(contract.parties) >= MAX_PARTIES:
+        raise InvalidInput(f"A contract can have at most {MAX_PARTIES} parties.")
+    if not 1 <= spec.routing_order <= MAX_PARTIES:
+        raise InvalidInput(f"The routing order must be between 1 and {MAX_PARTIES}.")
+    fields = signature_fields(spec.fields, page_sizes(current_version(contract)))
+    party = Party(routing_order=spec.routing_order, status=PartyStatus.WAITING, fields=fields)
+    if spec.kind is PartyKind.PERSON:
+        signer = person_to_add(ctx, session, spec.username, now)
+        if any(p.kind is PartyKind.PERSON and p.user_id == signer.id for p in contract.parties):
+            raise Conflict(f"{signer.display_name} is already a party to this contract.")
+        party.kind, party.user_id, party.display_name = PartyKind.PERSON, signer.id, signer.display_name
+    else:
+        seal = seal_to_add(session, spec.seal_id)
+        if any(p.kind is PartyKind.SEAL and p.seal_id == seal.id for p in contract.parties):
+            raise Conflict(f"The seal {seal.name} is already a party to this contract.")
+        party.kind, party.seal_id, party.display_name = PartyKind.SEAL, seal.id, seal.name
+    contract.parties.append(party)
+    contract.updated_at = now
+    session.flush()
+    record(
+        session,
+        contract,
+        "party_added",
+        actor=actor,
+        client=client,
+        now=now,
+        details={"party_id": party.id, "kind": party.kind.value, "name": party.display_name},
+    )
+    return party
 
 
 def remove_party(
@@ -299,7 +345,7 @@ def send_contract(
         contract = load_visible(session, user, contract_id, lock=True)
         require_initiator(user, contract)
         next_state(contract, Transition.SEND)  # refuses a contract that is no longer a draft
-        _check_ready(session, contract, now)
+        check_ready(session, contract, now)
         send_out(ctx, session, contract, actor=user, client=client, now=now)
         return contract_view(session, contract, user)
 
@@ -333,7 +379,7 @@ def _draft_of(session: Session, user: User, contract_id: int) -> Contract:
     return contract
 
 
-def _check_ready(session: Session, contract: Contract, now: datetime) -> None:
+def check_ready(session: Session, contract: Contract, now: datetime) -> None:
     if not contract.parties:
         raise Conflict("Add at least one party before sending the contract.")
     if contract.deadline is not None and contract.deadline <= now:
@@ -351,7 +397,7 @@ def _check_ready(session: Session, contract: Contract, now: datetime) -> None:
                 raise Conflict(f"{party.display_name} can no longer sign; remove them from the contract.")
 
 
-def _person(ctx: WorkflowContext, session: Session, username: str | None, now: datetime) -> User:
+def person_to_add(ctx: WorkflowContext, session: Session, username: str | None, now: datetime) -> User:
     if not username or not is_text(username) or len(username) > 200:
         raise InvalidInput("Name the person by their login name.")
     user = session.scalars(
@@ -371,14 +417,14 @@ def _person(ctx: WorkflowContext, session: Session, username: str | None, now: d
     return user
 
 
-def _seal(session: Session, seal_id: int | None) -> Seal:
+def seal_to_add(session: Session, seal_id: int | None) -> Seal:
     seal = session.get(Seal, seal_id) if seal_id is not None else None
     if seal is None or not seal.active:
         raise NotFound("There is no seal in use with that id.")
     return seal
 
 
-def _fields(specs: tuple[NewField, ...], sizes: list[tuple[float, float]]) -> list[SignatureField]:
+def signature_fields(specs: tuple[NewField, ...], sizes: list[tuple[float, float]]) -> list[SignatureField]:
     if not specs:
         raise InvalidInput("Give each party at least one signature field (page and rectangle).")
     if len(specs) > MAX_FIELDS_PER_PARTY:
@@ -400,7 +446,7 @@ def _fields(specs: tuple[NewField, ...], sizes: list[tuple[float, float]]) -> li
     return fields
 
 
-def _deadline(ctx: WorkflowContext, deadline: datetime | None, now: datetime) -> datetime:
+def deadline_from(ctx: WorkflowContext, deadline: datetime | None, now: datetime) -> datetime:
     if deadline is None:
         return now + timedelta(days=ctx.config.contracts.default_deadline_days)
     if deadline.tzinfo is None:
@@ -412,14 +458,14 @@ def _deadline(ctx: WorkflowContext, deadline: datetime | None, now: datetime) ->
     return deadline
 
 
-def _text(value: str, name: str, limit: int) -> str:
+def required_text(value: str, name: str, limit: int) -> str:
     value = (value or "").strip()
     if not value or len(value) > limit or not is_text(value) or not value.isprintable():
         raise InvalidInput(f"The {name} must be 1 to {limit} characters of text.")
     return value
 
 
-def _optional_text(value: str | None, name: str, limit: int) -> str | None:
+def optional_text(value: str | None, name: str, limit: int) -> str | None:
     if value is None or not value.strip():
         return None
     if len(value) > limit or not is_text(value) or not all(line.isprintable() for line in value.splitlines()):

@@ -39,7 +39,7 @@ from appliance.pki.issue import issue_certificate
 from appliance.pki.revoke import revoke_certificate
 from appliance.signing.appearance import STAMP_FONT, load_image
 from appliance.signing.seal_image import draw_round_seal
-from appliance.workflow.access import active_user
+from appliance.workflow.access import NOT_A_SEAL_ADMIN, active_user, admins_seal
 from appliance.workflow.certificates import (
     RENEWAL_WINDOW,
     CertificateView,
@@ -51,9 +51,8 @@ from appliance.workflow.certificates import (
     record_consent,
 )
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.seal_policy import seal_automation
 from appliance.workflow.store import log_user_action
-
-_NOT_AN_ADMIN = "Only an organisation's admin manages its seals."
 
 
 class OrganisationReason(StrEnum):
@@ -110,6 +109,9 @@ class SealView:
     """From when its usable certificate may be renewed."""
     approvers: tuple[str, ...]
     """Login names of the people who approve its use, in order; empty: no approval needed."""
+    automatic_initiators: tuple[str, ...]
+    automatic_templates: tuple[tuple[int, str], ...]
+    """Whose contracts, and which templates', the appliance seals itself (workflow.seal_policy)."""
     created_at: datetime
 
 
@@ -134,8 +136,8 @@ def create_seal(
     with transaction(ctx.sessions) as session:
         user = active_user(session, principal.user_id)
         if user.organisation_id is None:
-            raise Forbidden(_NOT_AN_ADMIN)
-        require(user.role_set(), Action.MANAGE_SEALS, _NOT_AN_ADMIN)
+            raise Forbidden(NOT_A_SEAL_ADMIN)
+        require(user.role_set(), Action.MANAGE_SEALS, NOT_A_SEAL_ADMIN)
         if image_png is None:
             organisation = session.get_one(Organisation, user.organisation_id)
             image_png = draw_round_seal(organisation.name, _label(organisation.name, kind), STAMP_FONT)
@@ -165,8 +167,8 @@ def list_organisation_seals(ctx: WorkflowContext, principal: Principal) -> tuple
     with ctx.sessions() as session:
         user = active_user(session, principal.user_id)
         if user.organisation_id is None:
-            raise Forbidden(_NOT_AN_ADMIN)
-        require(user.role_set(), Action.MANAGE_SEALS, _NOT_AN_ADMIN)
+            raise Forbidden(NOT_A_SEAL_ADMIN)
+        require(user.role_set(), Action.MANAGE_SEALS, NOT_A_SEAL_ADMIN)
         seals = session.scalars(
             select(Seal)
             .where(Seal.organisation_id == user.organisation_id)
@@ -233,6 +235,7 @@ def _state_of(seal: Seal) -> SealState:
 def _seal_view(session: Session, seal: Seal, now: datetime) -> SealView:
     certificate = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
     usable = certificate is not None and is_usable(session, certificate, now)
+    automation = seal_automation(session, seal.id)
     approvers = session.scalars(
         select(User.username)
         .join(SealApprover, SealApprover.user_id == User.id)
@@ -249,6 +252,8 @@ def _seal_view(session: Session, seal: Seal, now: datetime) -> SealView:
         certificate_usable=usable,
         renewable_from=certificate.not_after - RENEWAL_WINDOW if usable and certificate else None,
         approvers=tuple(approvers),
+        automatic_initiators=automation.initiators,
+        automatic_templates=automation.templates,
         created_at=seal.created_at,
     )
 
@@ -353,15 +358,6 @@ def notify_seal_renewals_due(ctx: WorkflowContext) -> int:
             row.renewal_noticed_at = now
             told += 1
     return told
-
-
-def admins_seal(session: Session, principal: Principal, seal_id: int) -> tuple[User, Seal]:
-    user = active_user(session, principal.user_id)
-    seal = session.get(Seal, seal_id)
-    if seal is None or seal.organisation_id != user.organisation_id:
-        raise NotFound("There is no seal of your organisation with that id.")
-    require(user.role_set(), Action.MANAGE_SEALS, _NOT_AN_ADMIN)
-    return user, seal
 
 
 def _issue_for(

@@ -21,6 +21,9 @@ step refuses a plan whose version is no longer the contract's current one (anoth
 of a parallel contract signed first): the file just made is discarded and the signing starts
 again from step 1 on the new version, so no signature is ever lost or forked.
 
+A seal that the appliance applies itself (appliance.workflow.automatic_seals) goes through
+the same plan, signing and record, with no person and no code.
+
 A failure anywhere leaves the contract as it was; a blob already written is removed (a crash
 leaves at most an unreferenced blob, which nothing shows and the sweep removes). Wrong codes
 and refused documents are recorded in their own transaction, since those must stay on
@@ -62,7 +65,6 @@ from appliance.signing.documents import ResolvedSigner, resolve_signer, sign_str
 from appliance.signing.pades import PadesLevel, SignOptions
 from appliance.signing.validate import Verdict, validate_pdf
 from appliance.workflow.access import active_user, load_visible, may_act_for
-from appliance.workflow.approvals import record_seal_usage
 from appliance.workflow.certificates import personal_signing_key_label, signing_key_label
 from appliance.workflow.codes import (
     CodeBinding,
@@ -78,6 +80,8 @@ from appliance.workflow.context import WorkflowContext
 from appliance.workflow.errors import DocumentIntegrityFailed, InvalidState, NotYourTurn
 from appliance.workflow.idempotency import IdempotencyKey, remember, replay
 from appliance.workflow.notices import notify_turn
+from appliance.workflow.seal_policy import AutomaticFor
+from appliance.workflow.seal_usage import record_seal_usage
 from appliance.workflow.store import (
     current_version,
     find_party,
@@ -198,10 +202,9 @@ def sign_party(
 
 
 @dataclass(frozen=True)
-class _Plan:
+class SigningPlan:
     """What the checks of one signing decided, as plain data for the signing outside any transaction."""
 
-    user_id: int
     contract_id: int
     contract_title: str
     party_id: int
@@ -234,18 +237,11 @@ def _sign_once(
         plan = _plan(ctx, session, principal, contract_id, party_id, code, key, idempotency)
     if isinstance(plan, ContractView):
         return plan
-    with tempfile.TemporaryFile() as signed:
-        level = _sign_fields(ctx, plan, output=signed)
-        signed.seek(0)
-        sha256 = ctx.blobs.put(signed)
-        written.append(sha256)
-        size = signed.seek(0, 2)
+    signed = sign_to_blob(ctx, plan, written)
     with transaction(ctx.sessions) as session:
-        view = _record_signature(
-            ctx, session, plan, client, code, key, idempotency, _SignedFile(sha256, size, level)
-        )
-    if view is not None and view.versions[-1].sha256 == sha256:
-        written.remove(sha256)  # committed as the new version: nothing to discard
+        view = _record_signature(ctx, session, principal, plan, client, code, key, idempotency, signed)
+    if view is not None and view.versions[-1].sha256 == signed.sha256:
+        written.remove(signed.sha256)  # committed as the new version: nothing to discard
     return view
 
 
@@ -258,7 +254,7 @@ def _plan(
     code: str,
     key: bytes,
     idempotency: IdempotencyKey | None,
-) -> _Plan | ContractView:
+) -> SigningPlan | ContractView:
     """Every check before signing, the code's included (without using it up); or the stored
     answer of an earlier request with the same idempotency key."""
     user = active_user(session, principal.user_id)
@@ -269,10 +265,22 @@ def _plan(
     now = ctx.clock.now()
     party = _party_to_sign(session, user, contract, party_id)
     key_label = _signing_key_label(session, user, party, now)
-    version = current_version(contract)
     _verify_code(check_code, session, user, contract, party, code, key, now)
-    return _Plan(
-        user_id=user.id,
+    return plan_signature(ctx, session, contract, party, key_label)
+
+
+def plan_signature(
+    ctx: WorkflowContext,
+    session: Session,
+    contract: Contract,
+    party: Party,
+    key_label: str,
+) -> SigningPlan:
+    """What signing `party` of `contract` with the HSM key `key_label` takes, once every check
+    of who signs (a person with their code, or the appliance under a seal's standing
+    authorisation) has passed."""
+    version = current_version(contract)
+    return SigningPlan(
         contract_id=contract.id,
         contract_title=contract.title,
         party_id=party.id,
@@ -293,7 +301,7 @@ def _plan(
 
 
 @dataclass(frozen=True)
-class _SignedFile:
+class SignedFile:
     sha256: str
     size: int
     level: PadesLevel
@@ -302,25 +310,25 @@ class _SignedFile:
 def _record_signature(
     ctx: WorkflowContext,
     session: Session,
-    plan: _Plan,
+    principal: Principal,
+    plan: SigningPlan,
     client: ClientInfo,
     code: str,
     key: bytes,
     idempotency: IdempotencyKey | None,
-    signed: _SignedFile,
+    signed: SignedFile,
 ) -> ContractView | None:
     """Under the contract's row lock: check again what may have changed since the plan, use
     the code up and record the signature; None when the document moved on meanwhile."""
-    user = active_user(session, plan.user_id)
+    user = active_user(session, principal.user_id)
     contract = load_visible(session, user, plan.contract_id, lock=True)
     previous = replay(session, user.id, idempotency, ContractView)
     if previous is not None:
         return previous  # a retry of this request signed first
     now = ctx.clock.now()
     party = _party_to_sign(session, user, contract, plan.party_id)
-    version = current_version(contract)
     key_label = _signing_key_label(session, user, party, now)
-    if version.sha256 != plan.version_sha256 or key_label != plan.signer.key_label:
+    if not plan_still_holds(contract, plan, key_label):
         return None  # another party signed first (or the certificate was renewed): sign again
     _verify_code(consume_code, session, user, contract, party, code, key, now)
     record_evidence(
@@ -330,8 +338,35 @@ def _record_signature(
         actor=user,
         client=client,
         now=now,
-        details={"party_id": party.id, "document_sha256": version.sha256},
+        details={"party_id": party.id, "document_sha256": plan.version_sha256},
     )
+    append_signature(ctx, session, contract, party, plan, signed, actor=user, client=client, now=now)
+    view = contract_view(session, contract, user)
+    remember(session, user.id, idempotency, view, ContractView, now)
+    return view
+
+
+def plan_still_holds(contract: Contract, plan: SigningPlan, key_label: str) -> bool:
+    """Whether the document and the key are still the ones `plan` signed with."""
+    return current_version(contract).sha256 == plan.version_sha256 and key_label == plan.signer.key_label
+
+
+def append_signature(
+    ctx: WorkflowContext,
+    session: Session,
+    contract: Contract,
+    party: Party,
+    plan: SigningPlan,
+    signed: SignedFile,
+    *,
+    actor: User | None,
+    client: ClientInfo | None,
+    now: datetime,
+    automatic: AutomaticFor | None = None,
+) -> None:
+    """Record `signed` as the contract's new version, signed by `party`, and move the contract
+    on (next turn, or completed). `automatic`: what authorised the appliance to apply the seal."""
+    version = current_version(contract)
     contract.versions.append(
         DocumentVersion(
             number=version.number + 1,
@@ -339,15 +374,15 @@ def _record_signature(
             size=signed.size,
             filename=version.filename,
             page_sizes=version.page_sizes,
-            produced_by_id=user.id,
+            produced_by_id=actor.id if actor else None,
             party_id=party.id,
             created_at=now,
         )
     )
     party.status, party.signed_at, party.certificate_id = PartyStatus.SIGNED, now, plan.signer.certificate_id
     if party.kind is PartyKind.SEAL:
-        party.user_id = user.id  # the seal keeper who applied it
-        record_seal_usage(session, contract, party, user, signed.sha256, now)
+        party.user_id = actor.id if actor else None  # the seal keeper who applied it
+        record_seal_usage(session, contract, party, actor, signed.sha256, now, automatic=automatic)
     contract.updated_at = now
     session.flush()
     signed_facts = {
@@ -361,14 +396,13 @@ def _record_signature(
         "fields": len(party.fields),
         "pades_level": signed.level.value,
     }
-    record(session, contract, "signed", actor=user, client=client, now=now, details=signed_facts)
+    if automatic:
+        signed_facts["applied_automatically_for"] = automatic.value
+    record(session, contract, "signed", actor=actor, client=client, now=now, details=signed_facts)
     if plan.last:
-        complete_contract(ctx, session, contract, user, client, now)
+        complete_contract(ctx, session, contract, actor, client, now)
     else:
         _advance_turn(ctx, session, contract)
-    view = contract_view(session, contract, user)
-    remember(session, user.id, idempotency, view, ContractView, now)
-    return view
 
 
 def _verify_code(
@@ -412,6 +446,11 @@ def _signing_key_label(session: Session, user: User, party: Party, now: datetime
     """The HSM key that signs for `party` now: the person's, or the seal's organisation's."""
     if party.kind is PartyKind.PERSON:
         return personal_signing_key_label(session, user, now)
+    return seal_key_label(session, party, now)
+
+
+def seal_key_label(session: Session, party: Party, now: datetime) -> str:
+    """The HSM key of a seal party's seal, refusing a seal or certificate that may not sign."""
     seal = _seal(session, party)
     certificate = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
     return signing_key_label(session, certificate, now, seal=True)
@@ -431,7 +470,18 @@ def _seal(session: Session, party: Party) -> Seal:
     return seal
 
 
-def _sign_fields(ctx: WorkflowContext, plan: _Plan, *, output: BinaryIO) -> PadesLevel:
+def sign_to_blob(ctx: WorkflowContext, plan: SigningPlan, written: list[str]) -> SignedFile:
+    """Sign as `plan` says and store the result; its name joins `written` (the blobs to
+    discard unless a version comes to reference them)."""
+    with tempfile.TemporaryFile() as signed:
+        level = sign_fields(ctx, plan, output=signed)
+        signed.seek(0)
+        sha256 = ctx.blobs.put(signed)
+        written.append(sha256)
+        return SignedFile(sha256, signed.seek(0, 2), level)
+
+
+def sign_fields(ctx: WorkflowContext, plan: SigningPlan, *, output: BinaryIO) -> PadesLevel:
     """One signature per field of the party (each with its stamp), the last one into `output`;
     returns the PAdES level of the last one."""
     with ExitStack() as stack:

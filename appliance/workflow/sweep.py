@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from appliance.audit import AuditRecord, append_event
 from appliance.db import transaction
 from appliance.errors import InvalidInput
-from appliance.models import Contract, DocumentVersion, Seal
+from appliance.models import Contract, ContractTemplate, DocumentVersion, Seal
 from appliance.workflow.context import WorkflowContext
 
 log = logging.getLogger(__name__)
@@ -76,12 +76,14 @@ def sweep_unreferenced_blobs(
 
 
 def referenced_blobs(session: Session, names: list[str]) -> set[str]:
-    """Which of `names` a document version, a certificate of completion or a seal image uses."""
+    """Which of `names` a document version, a certificate of completion, a seal image or a
+    template uses."""
     used = set(session.scalars(select(DocumentVersion.sha256).where(DocumentVersion.sha256.in_(names))))
     used.update(
         session.scalars(select(Contract.completion_sha256).where(Contract.completion_sha256.in_(names)))
     )
     used.update(session.scalars(select(Seal.image_sha256).where(Seal.image_sha256.in_(names))))
+    used.update(session.scalars(select(ContractTemplate.sha256).where(ContractTemplate.sha256.in_(names))))
     return {name for name in used if name is not None}
 
 

@@ -32,6 +32,7 @@ API_BLUEPRINTS = (
     "cancellation_api.",
     "approvals_api.",
     "seals_api.",
+    "templates_api.",
 )
 EXPECTED = {
     ("get", "/api/v1/"),
@@ -76,6 +77,12 @@ EXPECTED = {
     ("get", "/api/v1/approvals"),
     ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/approve"),
     ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/reject"),
+    ("put", "/api/v1/seals/{seal_id}/automation"),
+    ("get", "/api/v1/templates"),
+    ("get", "/api/v1/templates/{template_id}"),
+    ("post", "/api/v1/contracts/{contract_id}/template"),
+    ("post", "/api/v1/templates/{template_id}/contracts"),
+    ("post", "/api/v1/templates/{template_id}/retire"),
 }
 EXAMPLES = 12
 """Per operation and generation mode: enough to reach each refusal, little enough for ~60 s."""

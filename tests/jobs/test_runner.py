@@ -140,7 +140,8 @@ def test_cli_runs_the_crl_job_once_per_interval(pki_env, tmp_path: Path) -> None
     )
     assert "login-throttle-purge: done - purged 0 expired login counters" in first.stdout
     assert (
-        "contract-deadlines: done - expired 0, reminded 0, made 0 certificates of completion, "
+        "contract-deadlines: done - expired 0, reminded 0, applied 0 automatic seals, "
+        "made 0 certificates of completion, "
         "purged 0 idempotent answers" in first.stdout
     )
     assert (

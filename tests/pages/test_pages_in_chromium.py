@@ -184,6 +184,15 @@ def test_the_pages_in_chinese(
     page.goto(f"{base}/contracts/{draft['id']}/edit")
     assert page.locator("#edit-heading").inner_text().startswith("准备")
     _shot(page, f"pages-edit-zh-{label}", width)
+    page.click("#save-template-heading")
+    page.fill("#template-name", f"草稿模板 {label}")
+    page.click("#save-as-template")
+    page.wait_for_selector("#start-heading")
+    assert page.locator("#start-heading").inner_text() == "用此模板发起合同"
+    _shot(page, f"pages-template-zh-{label}", width)
+    page.click("#nav-templates")
+    assert page.locator("#templates-heading").inner_text() == "模板"
+    _shot(page, f"pages-templates-zh-{label}", width)
     page.goto(f"{base}/verify")
     assert page.locator("#verify-heading").inner_text() == "验证 PDF"
     _shot(page, f"pages-verify-zh-{label}", width)

@@ -37,6 +37,7 @@ from appliance.workflow.cancellation import (
 )
 from appliance.workflow.codes import CodeProblem, CodeRejected
 from appliance.workflow.oplog import browse_log, export_log
+from appliance.workflow.seal_policy import set_seal_automation
 from appliance.workflow.seals import organisation_seal
 from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
 
@@ -188,6 +189,8 @@ def test_an_approver_cancels_only_after_deciding_and_then_approves_no_seal(workf
     env = workflow_factory()
     bob = env.people["bob"]
     set_seal_approvers(env.ctx, env.people["orgadmin"], CLIENT, env.seal_id, ["bob", "keeper"])
+    automation = {"initiators": ["bob"], "template_ids": []}
+    set_seal_automation(env.ctx, env.people["orgadmin"], CLIENT, env.seal_id, **automation)
     view = env.start([("seal", 1)])
     assert [(b.kind, b.contract_id) for b in check_cancellation(env.ctx, bob).blockers] == [
         (BlockerKind.TO_APPROVE, view.id)
@@ -197,4 +200,5 @@ def test_an_approver_cancels_only_after_deciding_and_then_approves_no_seal(workf
     confirm_cancellation(env.ctx, bob, CLIENT, mailed_code(env, "bob"))
     seal = organisation_seal(env.ctx, env.people["orgadmin"], env.seal_id)
     assert seal.approvers == ("keeper",)  # the next approver moved up
+    assert seal.automatic_initiators == ()  # nothing of theirs is sealed by itself any more
     assert env.start([("seal", 1)]).approvals[0].approver_name == "Seal Keeper"

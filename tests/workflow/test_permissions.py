@@ -1,7 +1,7 @@
 """The permission table, cell by cell: a person holding one role (besides employee) tries every
 action of appliance.permissions through the real workflow, and exactly the actions the table
 gives that role succeed; the organisation scope stops at the organisation; and guessing the id
-of a contract or seal one may not see answers 404 exactly like an id that does not exist."""
+of a contract, seal or template one may not see answers 404 exactly like an id that does not exist."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from appliance.config import Role
 from appliance.errors import Forbidden, NotFound
 from appliance.models import Organisation, User
 from appliance.permissions import PERMISSIONS, Action, Scope, roles_for
-from appliance.workflow import closing, data_requests, oplog, queries, signatures
-from appliance.workflow.approvals import seal_usage_log
+from appliance.workflow import closing, data_requests, oplog, queries, signatures, templates
 from appliance.workflow.queries import ContractFilter
+from appliance.workflow.seal_usage import seal_usage_log
 from appliance.workflow.seals import organisation_seal
 from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
 
@@ -31,6 +31,7 @@ def probes(env: WorkflowEnv) -> dict[Action, Probe]:
     sealed = env.start([("seal", 1)])
     completed = env.start([("alice", 1)])
     env.sign("alice", completed.id, party_id(completed, "张伟"))
+    template = saved_template(env)
     ctx, auth = env.ctx, env.services.auth
     return {
         Action.READ_CONTRACTS: lambda p: queries.get_contract(ctx, p, CLIENT, readable.id),
@@ -40,6 +41,8 @@ def probes(env: WorkflowEnv) -> dict[Action, Probe]:
         ),
         Action.MANAGE_SEALS: lambda p: organisation_seal(ctx, p, env.seal_id),
         Action.READ_SEAL_USAGE: lambda p: seal_usage_log(ctx, p, env.seal_id),
+        # retiring is idempotent: the roles after the first allowed one still get an answer
+        Action.MANAGE_TEMPLATES: lambda p: templates.retire_template(ctx, p, CLIENT, template),
         Action.READ_ARCHIVE: lambda p: queries.list_contracts(
             ctx, p, ContractFilter(archived=True), cursor=None, limit=10
         ),
@@ -48,6 +51,12 @@ def probes(env: WorkflowEnv) -> dict[Action, Probe]:
         Action.LIFT_FREEZES: lambda p: auth.list_frozen(p.user_id),
         Action.LIFT_SIGN_IN_LOCKS: lambda p: auth.list_locks(p.user_id),
     }
+
+
+def saved_template(env: WorkflowEnv) -> int:
+    """A template the initiator saved from a draft of theirs."""
+    draft = env.start([("alice", 1)], send=False)
+    return templates.save_template(env.ctx, env.people["initiator"], CLIENT, draft.id, "Standard").id
 
 
 def allowed(probe: Probe, who: Principal) -> bool:
@@ -101,7 +110,7 @@ def test_the_organisation_scope_stops_at_the_organisation(workflow_factory) -> N
             assert allowed(actions[action], who) is (scope is Scope.APPLIANCE), (role, action)
 
 
-@pytest.mark.parametrize("guess", ["contract", "seal"])
+@pytest.mark.parametrize("guess", ["contract", "seal", "template"])
 def test_guessing_an_id_answers_like_a_missing_one(workflow_factory, guess: str) -> None:
     env = workflow_factory()
     mallory, admin = env.people["mallory"], env.people["orgadmin"]
@@ -116,6 +125,13 @@ def test_guessing_an_id_answers_like_a_missing_one(workflow_factory, guess: str)
         attempts = [
             lambda i: queries.get_contract(env.ctx, mallory, CLIENT, i),
             lambda i: queries.get_contract(env.ctx, rival, CLIENT, i),
+        ]
+    elif guess == "template":
+        existing = saved_template(env)
+        attempts = [
+            lambda i: templates.get_template(env.ctx, mallory, i),
+            lambda i: templates.get_template(env.ctx, rival, i),
+            lambda i: templates.retire_template(env.ctx, rival, CLIENT, i),
         ]
     else:
         existing = env.seal_id

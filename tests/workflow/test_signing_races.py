@@ -26,7 +26,7 @@ from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
 
 def _meanwhile(monkeypatch: pytest.MonkeyPatch, action: Callable[[], Any]) -> list[int]:
     """Run `action` once, inside the first signing's HSM step; returns a list that counts signings."""
-    sign_fields = signatures._sign_fields
+    sign_fields = signatures.sign_fields
     calls: list[int] = []
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
@@ -35,7 +35,7 @@ def _meanwhile(monkeypatch: pytest.MonkeyPatch, action: Callable[[], Any]) -> li
             action()
         return sign_fields(*args, **kwargs)
 
-    monkeypatch.setattr(signatures, "_sign_fields", interrupted)
+    monkeypatch.setattr(signatures, "sign_fields", interrupted)
     return calls
 
 

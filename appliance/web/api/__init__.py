@@ -10,7 +10,16 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from appliance import __version__
-from appliance.web.api import approvals, authenticator, cancellation, certificates, contracts, personal, seals
+from appliance.web.api import (
+    approvals,
+    authenticator,
+    cancellation,
+    certificates,
+    contracts,
+    personal,
+    seals,
+    templates,
+)
 from appliance.web.api.models import ServiceInfo
 from appliance.web.api.spec import PUBLIC, openapi_document, responses, spec
 from appliance.web.context import current_services
@@ -48,5 +57,6 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     cancellation.bp,
     approvals.bp,
     seals.bp,
+    templates.bp,
 )
 """Register each and exempt each from CSRF (Flask-WTF looks at the request's own blueprint)."""

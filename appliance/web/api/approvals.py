@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from appliance.web.after_response import follow_up
 from appliance.web.api.models import ContractOut, RequestBody, contract_out
 from appliance.web.api.spec import responses, spec
 from appliance.web.api.transport import api_blueprint, api_principal
@@ -75,8 +76,9 @@ def reject(contract_id: int, approval_id: int, json: DecisionIn) -> ContractOut:
 
 
 def _decide(contract_id: int, approval_id: int, body: DecisionIn, *, approve: bool) -> ContractOut:
+    workflow = current_services().workflow
     view = decide_approval(
-        current_services().workflow,
+        workflow,
         api_principal(),
         client_info(),
         contract_id,
@@ -84,4 +86,5 @@ def _decide(contract_id: int, approval_id: int, body: DecisionIn, *, approve: bo
         approve=approve,
         comment=body.comment,
     )
+    follow_up(workflow, view)
     return contract_out(view)

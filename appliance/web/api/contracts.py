@@ -6,13 +6,11 @@ may not see answers 404 exactly like one that does not exist (appliance.workflow
 
 from __future__ import annotations
 
-from functools import partial
 from typing import BinaryIO, cast
 
 from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.models import ContractState
-from appliance.web.after_response import after_response
+from appliance.web.after_response import follow_up
 from appliance.web.api.models import (
     CodeSentOut,
     ContractOut,
@@ -40,7 +38,6 @@ from appliance.workflow.closing import (
     remind_parties,
     withdraw_contract,
 )
-from appliance.workflow.completion import issue_completion_certificate_or_log
 from appliance.workflow.drafts import (
     NewContract,
     NewField,
@@ -166,9 +163,10 @@ def remove(contract_id: int, party_id: int) -> ContractOut:
 @spec.validate(resp=responses(200, ContractOut, 404, 409), tags=["contracts"], operation_id="send_contract")
 def send(contract_id: int) -> ContractOut:
     """Send a draft for signing: the first parties in routing order are asked to sign"""
-    return contract_out(
-        send_contract(current_services().workflow, api_principal(), client_info(), contract_id)
-    )
+    workflow = current_services().workflow
+    view = send_contract(workflow, api_principal(), client_info(), contract_id)
+    follow_up(workflow, view)
+    return contract_out(view)
 
 
 @bp.post(f"{PARTY}/code")
@@ -202,8 +200,7 @@ def sign(contract_id: int, party_id: int, json: SignIn, headers: IdempotencyHead
         json.code,
         idempotency=idempotency_key(headers, f"sign:{contract_id}:{party_id}", json.model_dump(mode="json")),
     )
-    if view.state is ContractState.COMPLETED and not view.has_completion_certificate:
-        after_response(partial(issue_completion_certificate_or_log, workflow, contract_id))
+    follow_up(workflow, view)
     return contract_out(view)
 
 

@@ -1,5 +1,6 @@
 """/api/v1/seals for organisation admins: their organisation's seals (kind, state, certificate,
-approvers), enabling, disabling and retiring them, who approves their use, and each seal's
+approvers), enabling, disabling and retiring them, who approves their use, whose contracts
+the appliance seals itself, and each seal's
 usage log (which its organisation's auditors read too). Creating a seal and its certificate
 are in the certificates module."""
 
@@ -10,13 +11,15 @@ from typing import Annotated
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 from appliance.models import SealKind
-from appliance.web.api.models import CertificateOut, RequestBody, certificate_out
+from appliance.web.api.models import CertificateOut, Id, RequestBody, certificate_out
 from appliance.web.api.spec import responses, spec
 from appliance.web.api.transport import api_blueprint, api_principal
 from appliance.web.auth.principal import client_info
 from appliance.web.context import current_services
 from appliance.web.files import ID
-from appliance.workflow.approvals import MAX_APPROVERS, seal_usage_log, set_seal_approvers
+from appliance.workflow.approvals import MAX_APPROVERS, set_seal_approvers
+from appliance.workflow.seal_policy import MAX_AUTHORISATIONS, AutomaticFor, set_seal_automation
+from appliance.workflow.seal_usage import seal_usage_log
 from appliance.workflow.seals import (
     SealState,
     SealView,
@@ -34,6 +37,33 @@ def _one_line(value: str) -> str:
     return value
 
 
+LoginName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+
+
+class TemplateRefOut(BaseModel):
+    id: int
+    name: str
+
+
+class AutomationOut(BaseModel):
+    """Whose contracts, and contracts of which templates, the appliance seals itself: no keeper,
+    no approval."""
+
+    initiators: list[str]
+    templates: list[TemplateRefOut]
+
+
+class AutomationIn(RequestBody):
+    initiators: list[LoginName] = Field(
+        max_length=MAX_AUTHORISATIONS,
+        description="Login names of people of the seal's organisation whose contracts get the seal.",
+    )
+    template_ids: list[Id] = Field(
+        max_length=MAX_AUTHORISATIONS,
+        description="Templates of the organisation, each using this seal, whose contracts get it.",
+    )
+
+
 class SealDetailOut(BaseModel):
     id: int
     name: str
@@ -44,6 +74,7 @@ class SealDetailOut(BaseModel):
     certificate_usable: bool = Field(description="Its certificate may sign now.")
     renewable_from: AwareDatetime | None = Field(description="From when its certificate may be renewed.")
     approvers: list[str] = Field(description="Who approves its use, in order; empty: no approval.")
+    automation: AutomationOut
     created_at: AwareDatetime
 
 
@@ -56,7 +87,7 @@ class SealStateIn(RequestBody):
 
 
 class ApproversIn(RequestBody):
-    usernames: list[Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]] = Field(
+    usernames: list[LoginName] = Field(
         max_length=MAX_APPROVERS,
         description="Login names of people of the seal's organisation, in the order they decide; "
         "empty: the seal needs no approval.",
@@ -71,7 +102,10 @@ class SealUsageOut(BaseModel):
     applied_at: AwareDatetime
     contract_id: int
     contract_title: str
-    applied_by: str
+    applied_by: str = Field(description='Who applied it; "" when the appliance did.')
+    automatic: str | None = Field(
+        description="What authorised the appliance to apply it: initiator, template."
+    )
     document_sha256: str = Field(description="The signed version the seal produced.")
     approval_ids: list[int]
 
@@ -122,6 +156,27 @@ def approvers(seal_id: int, json: ApproversIn) -> ApproversOut:
     return ApproversOut(usernames=list(names))
 
 
+@bp.put(f"/seals/<{ID}:seal_id>/automation")
+@spec.validate(resp=responses(200, AutomationOut, 404), tags=["seals"], operation_id="set_seal_automation")
+def automation(seal_id: int, json: AutomationIn) -> AutomationOut:
+    """Set whose contracts, and which templates' contracts, the appliance seals itself (org admins)
+
+    Those contracts skip the seal's approvers and need no keeper; the usage log says what
+    authorised each such use. Empty lists: none.
+    """
+    view = set_seal_automation(
+        current_services().workflow,
+        api_principal(),
+        client_info(),
+        seal_id,
+        initiators=list(json.initiators),
+        template_ids=list(json.template_ids),
+    )
+    return AutomationOut(
+        initiators=list(view.initiators), templates=[TemplateRefOut(id=i, name=n) for i, n in view.templates]
+    )
+
+
 @bp.get(f"/seals/<{ID}:seal_id>/usage")
 @spec.validate(resp=responses(200, SealUsageLogOut, 404), tags=["seals"], operation_id="seal_usage_log")
 def usage(seal_id: int) -> SealUsageLogOut:
@@ -134,6 +189,7 @@ def usage(seal_id: int) -> SealUsageLogOut:
                 contract_id=u.contract_id,
                 contract_title=u.contract_title,
                 applied_by=u.applied_by,
+                automatic=AutomaticFor(u.automatic) if u.automatic else None,
                 document_sha256=u.document_sha256,
                 approval_ids=list(u.approval_ids),
             )
@@ -153,5 +209,9 @@ def _seal_out(view: SealView) -> SealDetailOut:
         certificate_usable=view.certificate_usable,
         renewable_from=view.renewable_from,
         approvers=list(view.approvers),
+        automation=AutomationOut(
+            initiators=list(view.automatic_initiators),
+            templates=[TemplateRefOut(id=i, name=n) for i, n in view.automatic_templates],
+        ),
         created_at=view.created_at,
     )

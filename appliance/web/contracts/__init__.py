@@ -1,6 +1,6 @@
 """Pages for people signed in with a browser session: the to-do home, the contract page with
 its previews and documents, the sign page, the New-contract pages, their certificates and
-the Verify page.
+the Verify page, and the template pages.
 
 Each view calls one workflow command for the session's person (two where a page shows two
 things, such as a contract and its evidence) and renders its frozen view.
@@ -15,7 +15,7 @@ from appliance.notify import count_unread
 from appliance.permissions import Action, scope_of
 from appliance.web.auth.principal import session_user
 from appliance.web.context import current_services
-from appliance.web.contracts import archive, contract, drafting, me, signing
+from appliance.web.contracts import archive, contract, drafting, me, signing, templates
 from appliance.web.contracts.home import TODO_COUNT_KEY
 from appliance.web.contracts.labels import install_labels
 from appliance.workflow.todo import count_todo
@@ -30,6 +30,7 @@ def install_contract_pages(app: Flask) -> None:
     app.register_blueprint(me.bp)
     app.register_blueprint(drafting.bp)
     app.register_blueprint(archive.bp)
+    app.register_blueprint(templates.bp)
     install_labels(app)
     app.context_processor(_navigation)
 

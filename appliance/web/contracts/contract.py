@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from werkzeug.wrappers import Response as BaseResponse
 
 from appliance.errors import Conflict, Forbidden, InvalidInput, RateLimited
+from appliance.web.after_response import follow_up
 from appliance.web.auth.principal import client_info, page_principal
 from appliance.web.context import current_services
 from appliance.web.contracts.forms import DecisionForm, ReasonForm, RemindForm
@@ -90,14 +91,17 @@ def decide(contract_id: int, approval_id: int, decision: str) -> Response:
     return _act(
         contract_id,
         form,
-        lambda workflow: decide_approval(
+        lambda workflow: follow_up(
             workflow,
-            page_principal(),
-            client_info(),
-            contract_id,
-            approval_id,
-            approve=approve,
-            comment=form.comment.data or "",
+            decide_approval(
+                workflow,
+                page_principal(),
+                client_info(),
+                contract_id,
+                approval_id,
+                approve=approve,
+                comment=form.comment.data or "",
+            ),
         ),
         _("You approved the use of the seal.")
         if approve

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from appliance.models import ContractState, PartyKind, Routing
+from appliance.web.after_response import follow_up
 from appliance.web.auth.principal import client_info, page_principal
 from appliance.web.context import current_services
 from appliance.web.contracts.forms import NewContractForm, PartyForm
@@ -180,8 +181,9 @@ def remove(contract_id: int, party_id: int) -> Response:
 @bp.post(f"{CONTRACT}/send")
 @login_required  # type: ignore[misc]
 def send(contract_id: int) -> Response:
+    workflow = current_services().workflow
     try:
-        send_contract(current_services().workflow, page_principal(), client_info(), contract_id)
+        follow_up(workflow, send_contract(workflow, page_principal(), client_info(), contract_id))
     except (InvalidInput, Conflict, Forbidden) as refused:
         flash(problem_text(refused), "error")
         return redirect(url_for(".edit", contract_id=contract_id), code=303)

@@ -11,7 +11,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from flask import Blueprint, flash, redirect, render_template, session, url_for
 from flask_babel import get_locale
@@ -20,8 +19,8 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
-from appliance.models import ContractState, PartyKind
-from appliance.web.after_response import after_response
+from appliance.models import PartyKind
+from appliance.web.after_response import follow_up
 from appliance.web.auth.principal import client_info, page_principal
 from appliance.web.context import current_services
 from appliance.web.contracts.forms import CodeForm, ConsentForm, SignForm
@@ -33,7 +32,6 @@ from appliance.workflow.certificates import (
     certificate_agreement,
     my_certificate,
 )
-from appliance.workflow.completion import issue_completion_certificate_or_log
 from appliance.workflow.idempotency import IdempotencyKey
 from appliance.workflow.queries import get_contract
 from appliance.workflow.signatures import request_code, sign_party
@@ -85,9 +83,7 @@ def sign(contract_id: int, party_id: int) -> Response:
     except (InvalidInput, Conflict, Forbidden, RateLimited) as refused:
         # a wrong, expired or used code, a changed document, a lost turn: said on the same page
         return _render(contract_id, party_id, error=problem_text(refused), status=status_for(refused))
-    if view.state is ContractState.COMPLETED and not view.has_completion_certificate:
-        # made once the signer has the answer, so signing does not wait for it
-        after_response(partial(issue_completion_certificate_or_log, workflow, contract_id))
+    follow_up(workflow, view)  # once the signer has the answer, so signing does not wait for it
     _forget_sent(contract_id, party_id)
     flash(_("You signed the contract."), "info")
     return redirect(url_for("contract_pages.show", contract_id=contract_id), code=303)
