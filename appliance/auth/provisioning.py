@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from appliance.audit import AuditRecord, append_event
 from appliance.directory import DirectoryPerson, OrganisationRef
 from appliance.errors import Conflict
-from appliance.models import ApiToken, Organisation, Role, User, UserRole, UserSession, UserSource
+from appliance.models import ApiToken, Organisation, Role, User, UserGroup, UserRole, UserSession, UserSource
 
 USERNAME_LENGTH = 200
 """users.username's length."""
+MAX_GROUP_DN = 500
+"""user_groups.group_dn's length."""
 
 
 def find_organisation(session: Session, ref: OrganisationRef | None, now: datetime) -> Organisation | None:
@@ -61,7 +63,8 @@ def local_name_taken(session: Session, username: str) -> bool:
 
 
 def upsert_user(session: Session, person: DirectoryPerson, now: datetime) -> User:
-    """Create or refresh the row for `person` (name, e-mail, phone, department, roles).
+    """Create or refresh the row for `person` (name, e-mail, phone, department, roles,
+    groups).
 
     :raises Conflict: when a local account already uses the person's login name.
     """
@@ -95,9 +98,22 @@ def upsert_user(session: Session, person: DirectoryPerson, now: datetime) -> Use
         user.roles.remove(link)
     user.roles.extend(UserRole(role=role) for role in sorted(person.roles - before))
     session.flush()
+    _keep_groups(session, user, person.groups)
     if before != person.roles:
         _log_roles(session, user, before, now)
     return user
+
+
+def _keep_groups(session: Session, user: User, groups: frozenset[str]) -> None:
+    """Remember the person's directory groups (a seal's keepers may be named by group)."""
+    had = set(session.scalars(select(UserGroup.group_dn).where(UserGroup.user_id == user.id)))
+    gone = had - groups
+    if gone:
+        session.execute(delete(UserGroup).where(UserGroup.user_id == user.id, UserGroup.group_dn.in_(gone)))
+    # a longer DN cannot be named as a seal's keeper group either
+    kept = {dn for dn in groups if len(dn) <= MAX_GROUP_DN}
+    session.add_all(UserGroup(user_id=user.id, group_dn=dn) for dn in sorted(kept - had))
+    session.flush()
 
 
 def _log_roles(session: Session, user: User, before: set[Role], now: datetime) -> None:

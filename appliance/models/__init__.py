@@ -25,7 +25,14 @@ from appliance.models.org import Organisation
 from appliance.models.pki import Certificate, CertificateConsent, Crl, HsmKey, Seal
 from appliance.models.privacy import DataRequest, DataRequestKind, DataRequestStatus, PrivacyAcceptance
 from appliance.models.request_counter import RequestCounter
-from appliance.models.seal import ApprovalStatus, SealApproval, SealApprover, SealAutomation, SealUsage
+from appliance.models.seal import (
+    ApprovalStatus,
+    SealApproval,
+    SealApprover,
+    SealAutomation,
+    SealKeeper,
+    SealUsage,
+)
 from appliance.models.template import ContractTemplate, TemplateRole
 from appliance.models.user import (
     ApiToken,
@@ -33,6 +40,7 @@ from appliance.models.user import (
     LoginThrottle,
     PendingCancellation,
     User,
+    UserGroup,
     UserRole,
     UserSession,
 )
@@ -79,12 +87,14 @@ __all__ = [
     "SealApproval",
     "SealApprover",
     "SealAutomation",
+    "SealKeeper",
     "SealKind",
     "SealUsage",
     "SignatureField",
     "TemplateRole",
     "TotpEnrolment",
     "User",
+    "UserGroup",
     "UserRole",
     "UserSession",
     "UserSource",

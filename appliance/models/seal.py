@@ -1,4 +1,4 @@
-"""Who approves the use of a seal, each approval of a contract's seal, standing authorisations
+"""Who applies a seal and who approves its use, each approval of a contract's seal, standing authorisations
 to apply a seal automatically, and the per-seal usage log."""
 
 from __future__ import annotations
@@ -12,15 +12,30 @@ from sqlalchemy.orm import Mapped, mapped_column
 from appliance.models.base import Base, enum_column
 
 
+class SealKeeper(Base):
+    """Who applies a seal: a named person, or every member of a directory group (`group_dn`,
+    normalised). Exactly one of the two is set. A seal that names nobody is applied by the
+    seal keepers (the role) of its organisation."""
+
+    __tablename__ = "seal_keepers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seal_id: Mapped[int] = mapped_column(ForeignKey("seals.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    group_dn: Mapped[str | None] = mapped_column(String(500))
+
+
 class SealApprover(Base):
-    """One of a seal's approvers; they decide in `position` order (1 first)."""
+    """One of a seal's approvers; they decide in `position` order (1 first). A named person, or
+    a directory group (`group_dn`, normalised) any of whose members of the organisation decides."""
 
     __tablename__ = "seal_approvers"
     __table_args__ = (UniqueConstraint("seal_id", "user_id"),)
 
     seal_id: Mapped[int] = mapped_column(ForeignKey("seals.id"), primary_key=True)
     position: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    group_dn: Mapped[str | None] = mapped_column(String(500))
 
 
 class ApprovalStatus(StrEnum):
@@ -45,7 +60,10 @@ class SealApproval(Base):
     party_id: Mapped[int] = mapped_column(ForeignKey("parties.id", ondelete="CASCADE"))
     seal_id: Mapped[int] = mapped_column(ForeignKey("seals.id"))
     position: Mapped[int]
-    approver_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    """The approver named; for a group's approval, whoever of it decided (None until then)."""
+    group_dn: Mapped[str | None] = mapped_column(String(500))
+    """For an approval by a directory group's members."""
     status: Mapped[ApprovalStatus] = mapped_column(enum_column(ApprovalStatus, 10))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]

@@ -129,3 +129,13 @@ class FormerIdentity(Base):
 
     value_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+
+
+class UserGroup(Base):
+    """A directory group the person was in at their last sign-in or directory sync (the
+    normalised DN, nested groups included): what a seal's keeper groups are matched against."""
+
+    __tablename__ = "user_groups"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    group_dn: Mapped[str] = mapped_column(String(500), primary_key=True)

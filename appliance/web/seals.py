@@ -1,6 +1,6 @@
 """The organisation admin's seal pages: the organisation's seals, creating one (drawn or
-uploaded), and per seal its certificate (apply, renew, revoke), who approves its use, whose
-contracts the appliance seals itself, its
+uploaded), and per seal its certificate (apply, renew, revoke), who applies it, who approves
+its use, whose contracts the appliance seals itself, its
 state (enabled, disabled, retired) and its usage log."""
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from appliance.web.files import ID
 from appliance.workflow.approvals import MAX_APPROVERS, set_seal_approvers
 from appliance.workflow.certificates import certificate_agreement
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.seal_keepers import set_seal_keepers
 from appliance.workflow.seal_policy import set_seal_automation
 from appliance.workflow.seal_usage import seal_usage_log
 from appliance.workflow.seals import (
@@ -86,7 +87,14 @@ class NewSealForm(FlaskForm):
 
 
 class ApproversForm(FlaskForm):
-    usernames = TextAreaField(_l("Approvers' login names, one per line, in the order they decide"))
+    usernames = TextAreaField(
+        _l("Approvers, one per line, in the order they decide: a login name, or a directory group's DN")
+    )
+
+
+class KeepersForm(FlaskForm):
+    usernames = TextAreaField(_l("Keepers' login names, one per line"))
+    groups = TextAreaField(_l("Directory groups (DN), one per line"))
 
 
 class AutomationForm(FlaskForm):
@@ -162,6 +170,7 @@ def seal(seal_id: int) -> str:
         revoke_form=RevokeSealForm(),
         approvers_form=ApproversForm(),
         automation_form=AutomationForm(),
+        keepers_form=KeepersForm(),
         seal_templates=[
             t for t in list_templates(workflow, principal) if any(r.seal_id == seal_id for r in t.roles)
         ],
@@ -186,6 +195,22 @@ def approvers(seal_id: int) -> Response:
         form,
         lambda workflow: set_seal_approvers(workflow, page_principal(), client_info(), seal_id, names),
         _("The approvers are saved; contracts sent from now on wait for them."),
+    )
+
+
+@bp.post(f"{SEAL}/keepers")
+@login_required  # type: ignore[misc]
+def keepers(seal_id: int) -> Response:
+    form = KeepersForm()
+    names = [line.strip() for line in (form.usernames.data or "").splitlines() if line.strip()]
+    groups = [line.strip() for line in (form.groups.data or "").splitlines() if line.strip()]
+    return _act(
+        seal_id,
+        form,
+        lambda workflow: set_seal_keepers(
+            workflow, page_principal(), client_info(), seal_id, usernames=names, groups=groups
+        ),
+        _("The keepers are saved; they apply the seal from now on, on contracts already sent too."),
     )
 
 

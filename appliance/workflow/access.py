@@ -9,12 +9,22 @@ the archive admins' alone (DESIGN.md section 3, retention).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from appliance.auth.records import Principal
 from appliance.errors import Forbidden, InvalidInput, NotFound
-from appliance.models import Contract, Party, PartyKind, Seal, SealApproval, User, UserSource
+from appliance.models import (
+    Contract,
+    Party,
+    PartyKind,
+    Seal,
+    SealApproval,
+    SealKeeper,
+    User,
+    UserGroup,
+    UserSource,
+)
 from appliance.permissions import Action, require, scope_of
 from appliance.workflow.store import CONTRACT_NOT_FOUND
 
@@ -31,20 +41,14 @@ def active_user(session: Session, user_id: int) -> User:
 def visible_clause(user: User) -> ColumnElement[bool]:
     """SQL condition: the contract is visible to `user`."""
     roles = user.role_set()
-    keeps_seals = scope_of(roles, Action.APPLY_SEALS) is not None and user.organisation_id is not None
     as_party = exists().where(
         Party.contract_id == Contract.id,
         or_(
             and_(Party.kind == PartyKind.PERSON, Party.user_id == user.id),
-            and_(
-                Party.kind == PartyKind.SEAL,
-                Party.seal_id.in_(select(Seal.id).where(Seal.organisation_id == user.organisation_id)),
-            )
-            if keeps_seals
-            else false(),
+            and_(Party.kind == PartyKind.SEAL, Party.seal_id.in_(kept_seals(user))),
         ),
     )
-    as_approver = exists().where(SealApproval.contract_id == Contract.id, SealApproval.approver_id == user.id)
+    as_approver = exists().where(SealApproval.contract_id == Contract.id, approves_clause(user))
     clauses: list[ColumnElement[bool]] = [Contract.initiator_id == user.id, as_party, as_approver]
     if scope_of(roles, Action.READ_CONTRACTS) is not None and user.organisation_id is not None:
         clauses.append(Contract.organisation_id == user.organisation_id)
@@ -65,14 +69,38 @@ def load_visible(session: Session, user: User, contract_id: int, *, lock: bool =
     return contract
 
 
+def approves_clause(user: User) -> ColumnElement[bool]:
+    """SQL: the approval (a SealApproval row) is `user`'s to decide or to have decided: named to
+    them, or to a directory group they are in, for a seal of their organisation."""
+    by_group = and_(
+        SealApproval.group_dn.in_(_groups_of(user)),
+        SealApproval.seal_id.in_(select(Seal.id).where(Seal.organisation_id == user.organisation_id)),
+    )
+    return or_(SealApproval.approver_id == user.id, by_group)
+
+
+def _groups_of(user: User) -> Select[str]:
+    return select(UserGroup.group_dn).where(UserGroup.user_id == user.id)
+
+
+def kept_seals(user: User) -> Select[int]:
+    """SQL: the ids of the seals of `user`'s organisation that they apply: those naming them as a
+    keeper, in person or by a directory group they are in, and, when they hold the seal keeper
+    role, those naming no keeper at all."""
+    named = select(SealKeeper.seal_id).where(
+        or_(SealKeeper.user_id == user.id, SealKeeper.group_dn.in_(_groups_of(user)))
+    )
+    ways: list[ColumnElement[bool]] = [Seal.id.in_(named)]
+    if scope_of(user.role_set(), Action.APPLY_SEALS) is not None:
+        ways.append(~exists().where(SealKeeper.seal_id == Seal.id))
+    return select(Seal.id).where(Seal.organisation_id == user.organisation_id, or_(*ways))
+
+
 def may_act_for(session: Session, user: User, party: Party) -> bool:
     """Whether `user` signs (or rejects) for `party`."""
     if party.kind is PartyKind.PERSON:
         return party.user_id == user.id
-    if scope_of(user.role_set(), Action.APPLY_SEALS) is None or party.seal_id is None:
-        return False
-    seal = session.get(Seal, party.seal_id)
-    return seal is not None and seal.organisation_id == user.organisation_id
+    return party.seal_id is not None and party.seal_id in session.scalars(kept_seals(user)).all()
 
 
 def require_initiator(user: User, contract: Contract) -> None:

@@ -1,6 +1,7 @@
 """Approving the use of a seal before it is applied.
 
-An organisation admin names a seal's approvers, in order (`set_seal_approvers`); a seal with
+An organisation admin names a seal's approvers, in order (`set_seal_approvers`): people, or
+directory groups any of whose members of the organisation decides that step; a seal with
 approvers requires approval. When a contract that uses such a seal is sent, it waits in
 `pending_approval`: one approval row per approver of each such seal, as the approvers stood
 then, the first of each seal pending and the others waiting their turn. Approvers find them
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from appliance.auth.records import ClientInfo, Principal
@@ -40,10 +41,11 @@ from appliance.models import (
     User,
 )
 from appliance.notify import notify_user
-from appliance.workflow.access import active_user, admins_seal, load_visible, seal_colleague
+from appliance.workflow.access import active_user, admins_seal, approves_clause, load_visible, seal_colleague
 from appliance.workflow.closing import OPEN_APPROVALS, close_contract
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.notices import contract_link
+from appliance.workflow.seal_keepers import group_dn, group_members
 from appliance.workflow.seal_policy import automatic_authorisation
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, log_user_action, record
@@ -67,52 +69,54 @@ class ApprovalItem:
 
 
 def set_seal_approvers(
-    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, usernames: list[str]
+    ctx: WorkflowContext, principal: Principal, client: ClientInfo, seal_id: int, approvers: list[str]
 ) -> tuple[str, ...]:
-    """Replace the seal's approvers with `usernames`, in that order (none: no approval needed).
+    """Replace the seal's approvers with `approvers`, in the order they decide (none: no
+    approval needed). Each is a login name, or a directory group's DN (it has a "=", which no
+    login name has), any of whose members of the organisation decides that step.
 
     Contracts already sent keep the approvers they were sent with.
 
     :raises NotFound: no seal of the admin's organisation with that id.
     :raises Forbidden: not the organisation's admin.
-    :raises InvalidInput: a name twice, too many, or someone who cannot approve.
+    :raises InvalidInput: one twice, too many, someone who cannot approve, a malformed DN.
     """
     now = ctx.clock.now()
-    if len(usernames) > MAX_APPROVERS or len(set(usernames)) != len(usernames):
+    entries = [group_dn(a) if "=" in a else a for a in approvers]
+    if len(entries) > MAX_APPROVERS or len(set(entries)) != len(entries):
         raise InvalidInput(f"Name up to {MAX_APPROVERS} different approvers, in the order they decide.")
     with transaction(ctx.sessions) as session:
         admin, seal = admins_seal(session, principal, seal_id)
-        people = [
-            seal_colleague(
-                session,
-                seal,
-                name,
-                refusal="has not signed in here, or cannot approve: name someone who has.",
-            )
-            for name in usernames
+        refusal = "has not signed in here, or cannot approve: name someone who has."
+        steps = [
+            SealApprover(group_dn=entry)
+            if "=" in entry
+            else SealApprover(user_id=seal_colleague(session, seal, entry, refusal=refusal).id)
+            for entry in entries
         ]
         session.execute(delete(SealApprover).where(SealApprover.seal_id == seal.id))
-        session.add_all(
-            SealApprover(seal_id=seal.id, position=n, user_id=person.id) for n, person in enumerate(people, 1)
-        )
-        seal.requires_approval = bool(people)
-        names = tuple(p.username for p in people)
+        for position, step in enumerate(steps, 1):
+            step.seal_id, step.position = seal.id, position
+        session.add_all(steps)
+        seal.requires_approval = bool(steps)
+        session.flush()
+        names = approver_names(session, seal.id)
         log_user_action(
             session, "seal.approvers_set", admin, client, now, "seal", seal.id, {"approvers": ",".join(names)}
         )
         return names
 
 
-def seal_approvers(session: Session, seal_id: int) -> list[User]:
-    """The seal's approvers in the order they decide."""
-    return list(
-        session.scalars(
-            select(User)
-            .join(SealApprover, SealApprover.user_id == User.id)
-            .where(SealApprover.seal_id == seal_id)
-            .order_by(SealApprover.position)
-        )
-    )
+def approver_names(session: Session, seal_id: int) -> tuple[str, ...]:
+    """The seal's approvers in order: login names, and the DNs of approving groups."""
+    rows = session.execute(
+        select(User.username, SealApprover.group_dn)
+        .select_from(SealApprover)
+        .outerjoin(User, User.id == SealApprover.user_id)
+        .where(SealApprover.seal_id == seal_id)
+        .order_by(SealApprover.position)
+    ).all()
+    return tuple(username or dn or "" for username, dn in rows)
 
 
 def send_out(
@@ -148,14 +152,18 @@ def _request_approvals(ctx: WorkflowContext, session: Session, contract: Contrac
         seal = session.get_one(Seal, party.seal_id)
         if not seal.requires_approval or automatic_authorisation(session, contract, party):
             continue
-        for position, approver in enumerate(seal_approvers(session, seal.id), 1):
+        steps = session.scalars(
+            select(SealApprover).where(SealApprover.seal_id == seal.id).order_by(SealApprover.position)
+        )
+        for position, step in enumerate(steps, 1):
             created.append(
                 SealApproval(
                     contract_id=contract.id,
                     party_id=party.id,
                     seal_id=seal.id,
                     position=position,
-                    approver_id=approver.id,
+                    approver_id=step.user_id,
+                    group_dn=step.group_dn,
                     status=ApprovalStatus.PENDING if position == 1 else ApprovalStatus.WAITING,
                     created_at=now,
                 )
@@ -192,7 +200,7 @@ def decide_approval(
         approval = session.get(SealApproval, approval_id)
         if approval is None or approval.contract_id != contract.id:
             raise NotFound("This contract has no approval with that id.")
-        if approval.approver_id != user.id:
+        if not session.scalar(select(exists().where(SealApproval.id == approval.id, approves_clause(user)))):
             raise Forbidden("This approval is another approver's.")
         if (
             contract.state is not ContractState.PENDING_APPROVAL
@@ -200,6 +208,7 @@ def decide_approval(
         ):
             raise Conflict("This approval is not waiting for a decision.")
         seal = session.get_one(Seal, approval.seal_id)
+        approval.approver_id = user.id  # for a group's approval: the member who decided
         approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
         approval.decided_at, approval.comment = now, said
         facts: dict[str, object] = {
@@ -244,7 +253,7 @@ def list_my_approvals(ctx: WorkflowContext, principal: Principal) -> tuple[Appro
             .join(Seal, Seal.id == SealApproval.seal_id)
             .join(initiator, initiator.c.id == Contract.initiator_id)
             .where(
-                SealApproval.approver_id == user.id,
+                approves_clause(user),
                 SealApproval.status == ApprovalStatus.PENDING,
                 Contract.state == ContractState.PENDING_APPROVAL,
             )
@@ -308,18 +317,21 @@ def _reject(
 def _ask(
     ctx: WorkflowContext, session: Session, contract: Contract, approval: SealApproval, now: datetime
 ) -> None:
-    approver = session.get(User, approval.approver_id)
     seal = session.get_one(Seal, approval.seal_id)
     initiator = session.get(User, contract.initiator_id)
-    if approver is None or not approver.active:
-        return
+    if approval.group_dn is not None:
+        asked = group_members(session, approval.group_dn, seal.organisation_id)
+    else:
+        approver = session.get(User, approval.approver_id)
+        asked = [approver] if approver is not None and approver.active else []
     params = {
         "title": contract.title,
         "seal": seal.name,
         "initiator": initiator.display_name if initiator else "",
         "link": contract_link(ctx, contract),
     }
-    notify_user(session, approver, "seal_approval_requested", params, now=now, mail=ctx.mail)
+    for person in asked:
+        notify_user(session, person, "seal_approval_requested", params, now=now, mail=ctx.mail)
 
 
 def _comment(comment: str, *, required: bool) -> str | None:

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from asn1crypto import x509 as asn1_x509
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from appliance.audit.pseudonyms import remember_former_identity
@@ -59,8 +59,10 @@ from appliance.models import (
     SealApproval,
     SealApprover,
     SealAutomation,
+    SealKeeper,
     TotpEnrolment,
     User,
+    UserGroup,
     UserRole,
     UserSession,
     UserSource,
@@ -339,6 +341,7 @@ def _anonymise(ctx: WorkflowContext, session: Session, user: User, now: datetime
         Notification,
         PendingCancellation,
         UserRole,
+        UserGroup,
     ):
         session.execute(delete(table).where(table.user_id == user.id))
     session.execute(
@@ -349,6 +352,7 @@ def _anonymise(ctx: WorkflowContext, session: Session, user: User, now: datetime
     _leave_seal_approvers(session, user)
     # no contract of theirs is started any more: the standing authorisation has nothing to cover
     session.execute(delete(SealAutomation).where(SealAutomation.initiator_id == user.id))
+    session.execute(delete(SealKeeper).where(SealKeeper.user_id == user.id))
     session.execute(update(DataRequest).where(DataRequest.user_id == user.id).values(text=""))
     session.execute(
         update(DataRequest).where(DataRequest.answered_by_id == user.id).values(answered_by_name=name)
@@ -367,15 +371,19 @@ def _leave_seal_approvers(session: Session, user: User) -> None:
     none needs no approval."""
     seal_ids = set(session.scalars(select(SealApprover.seal_id).where(SealApprover.user_id == user.id)))
     for seal_id in sorted(seal_ids):
-        rest = list(
-            session.scalars(
-                select(SealApprover.user_id)
-                .where(SealApprover.seal_id == seal_id, SealApprover.user_id != user.id)
-                .order_by(SealApprover.position)
+        rest = session.execute(
+            select(SealApprover.user_id, SealApprover.group_dn)
+            .where(
+                SealApprover.seal_id == seal_id,
+                or_(SealApprover.user_id.is_(None), SealApprover.user_id != user.id),
             )
-        )
+            .order_by(SealApprover.position)
+        ).all()
         session.execute(delete(SealApprover).where(SealApprover.seal_id == seal_id))
-        session.add_all(SealApprover(seal_id=seal_id, position=n, user_id=u) for n, u in enumerate(rest, 1))
+        session.add_all(
+            SealApprover(seal_id=seal_id, position=n, user_id=u, group_dn=dn)
+            for n, (u, dn) in enumerate(rest, 1)
+        )
         session.get_one(Seal, seal_id).requires_approval = bool(rest)
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appliance.models import Contract, Party, PartyKind, Seal, User, UserRole
+from appliance.models import Contract, Party, PartyKind, Seal, User
 from appliance.notify import notify_user
-from appliance.permissions import Action, roles_for
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.seal_keepers import keepers_of
 
 
 def contract_link(ctx: WorkflowContext, contract: Contract) -> str:
@@ -19,25 +18,12 @@ def contract_link(ctx: WorkflowContext, contract: Contract) -> str:
 
 
 def signers_of(session: Session, party: Party) -> list[User]:
-    """Who signs for `party`: the person, or every active seal keeper of the seal's organisation."""
+    """Who signs for `party`: the person, or every keeper of the seal (seal_keepers)."""
     if party.kind is PartyKind.PERSON:
         user = session.get(User, party.user_id)
         return [user] if user is not None and user.active else []
     seal = session.get(Seal, party.seal_id)
-    if seal is None:
-        return []
-    return list(
-        session.scalars(
-            select(User)
-            .join(UserRole, UserRole.user_id == User.id)
-            .where(
-                UserRole.role.in_(roles_for(Action.APPLY_SEALS)),
-                User.organisation_id == seal.organisation_id,
-                User.active.is_(True),
-            )
-            .order_by(User.id)
-        )
-    )
+    return keepers_of(session, seal) if seal is not None else []
 
 
 def notify_turn(ctx: WorkflowContext, session: Session, contract: Contract, parties: Iterable[Party]) -> None:

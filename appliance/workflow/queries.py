@@ -26,12 +26,11 @@ from appliance.models import (
     Party,
     PartyKind,
     PartyStatus,
-    Seal,
     User,
 )
 from appliance.permissions import Action, scope_of
 from appliance.signing.preview import RenderFailed, preview_png
-from appliance.workflow.access import active_user, load_visible, visible_clause
+from appliance.workflow.access import active_user, kept_seals, load_visible, visible_clause
 from appliance.workflow.context import WorkflowContext
 from appliance.workflow.store import (
     CONTRACT_NOT_FOUND,
@@ -325,9 +324,7 @@ def _party_of(
     session: Session, user: User, *, statuses: tuple[PartyStatus, ...] | None
 ) -> ColumnElement[bool]:
     mine: list[ColumnElement[bool]] = [and_(Party.kind == PartyKind.PERSON, Party.user_id == user.id)]
-    if scope_of(user.role_set(), Action.APPLY_SEALS) is not None and user.organisation_id is not None:
-        seals = select(Seal.id).where(Seal.organisation_id == user.organisation_id)
-        mine.append(and_(Party.kind == PartyKind.SEAL, Party.seal_id.in_(seals)))
+    mine.append(and_(Party.kind == PartyKind.SEAL, Party.seal_id.in_(kept_seals(user))))
     condition = and_(Party.contract_id == Contract.id, or_(*mine))
     if statuses is not None:
         condition = and_(condition, Party.status.in_(statuses))

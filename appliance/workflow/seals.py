@@ -26,7 +26,6 @@ from appliance.models import (
     Organisation,
     RevocationReason,
     Seal,
-    SealApprover,
     SealKind,
     User,
     UserRole,
@@ -40,6 +39,7 @@ from appliance.pki.revoke import revoke_certificate
 from appliance.signing.appearance import STAMP_FONT, load_image
 from appliance.signing.seal_image import draw_round_seal
 from appliance.workflow.access import NOT_A_SEAL_ADMIN, active_user, admins_seal
+from appliance.workflow.approvals import approver_names
 from appliance.workflow.certificates import (
     RENEWAL_WINDOW,
     CertificateView,
@@ -51,6 +51,7 @@ from appliance.workflow.certificates import (
     record_consent,
 )
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.seal_keepers import KeepersView, seal_keepers
 from appliance.workflow.seal_policy import seal_automation
 from appliance.workflow.store import log_user_action
 
@@ -108,7 +109,10 @@ class SealView:
     renewable_from: datetime | None
     """From when its usable certificate may be renewed."""
     approvers: tuple[str, ...]
-    """Login names of the people who approve its use, in order; empty: no approval needed."""
+    """Who approves its use, in order: login names, and DNs of approving groups; empty: no
+    approval needed."""
+    keepers: KeepersView
+    """Who applies it; nobody named: the organisation's seal keepers (the role)."""
     automatic_initiators: tuple[str, ...]
     automatic_templates: tuple[tuple[int, str], ...]
     """Whose contracts, and which templates', the appliance seals itself (workflow.seal_policy)."""
@@ -236,12 +240,6 @@ def _seal_view(session: Session, seal: Seal, now: datetime) -> SealView:
     certificate = session.get(Certificate, seal.certificate_id) if seal.certificate_id else None
     usable = certificate is not None and is_usable(session, certificate, now)
     automation = seal_automation(session, seal.id)
-    approvers = session.scalars(
-        select(User.username)
-        .join(SealApprover, SealApprover.user_id == User.id)
-        .where(SealApprover.seal_id == seal.id)
-        .order_by(SealApprover.position)
-    ).all()
     return SealView(
         id=seal.id,
         name=seal.name,
@@ -251,7 +249,8 @@ def _seal_view(session: Session, seal: Seal, now: datetime) -> SealView:
         certificate=certificate_view(certificate) if certificate is not None else None,
         certificate_usable=usable,
         renewable_from=certificate.not_after - RENEWAL_WINDOW if usable and certificate else None,
-        approvers=tuple(approvers),
+        approvers=approver_names(session, seal.id),
+        keepers=seal_keepers(session, seal.id),
         automatic_initiators=automation.initiators,
         automatic_templates=automation.templates,
         created_at=seal.created_at,

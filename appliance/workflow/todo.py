@@ -21,11 +21,9 @@ from appliance.models import (
     Party,
     PartyKind,
     PartyStatus,
-    Seal,
     User,
 )
-from appliance.permissions import Action, scope_of
-from appliance.workflow.access import active_user, visible_clause
+from appliance.workflow.access import active_user, kept_seals, visible_clause
 from appliance.workflow.context import WorkflowContext
 
 MAX_TODO = 20
@@ -112,10 +110,7 @@ def todo_query(user: User) -> Select[Party]:
 
 def _acts_for(user: User) -> ColumnElement[bool]:
     person = and_(TODO_PARTY.kind == PartyKind.PERSON, TODO_PARTY.user_id == user.id)
-    if scope_of(user.role_set(), Action.APPLY_SEALS) is None or user.organisation_id is None:
-        return person
-    seals = select(Seal.id).where(Seal.organisation_id == user.organisation_id)
-    return or_(person, and_(TODO_PARTY.kind == PartyKind.SEAL, TODO_PARTY.seal_id.in_(seals)))
+    return or_(person, and_(TODO_PARTY.kind == PartyKind.SEAL, TODO_PARTY.seal_id.in_(kept_seals(user))))
 
 
 def _count(session: Session, user: User) -> int:

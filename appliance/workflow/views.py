@@ -26,7 +26,8 @@ from appliance.models import (
     SealApproval,
     User,
 )
-from appliance.workflow.access import may_act_for
+from appliance.workflow.access import approves_clause, may_act_for
+from appliance.workflow.seal_keepers import group_label
 from appliance.workflow.store import page_sizes
 
 
@@ -203,25 +204,33 @@ def _approval_views(session: Session, contract: Contract, viewer: User | None) -
     rows = session.execute(
         select(SealApproval, Seal.name, User.display_name)
         .join(Seal, Seal.id == SealApproval.seal_id)
-        .join(User, User.id == SealApproval.approver_id)
+        .outerjoin(User, User.id == SealApproval.approver_id)
         .where(SealApproval.contract_id == contract.id)
         .order_by(SealApproval.party_id, SealApproval.position)
     ).all()
     deciding = contract.state is ContractState.PENDING_APPROVAL
+    viewers = set(
+        session.scalars(
+            select(SealApproval.id).where(
+                SealApproval.contract_id == contract.id,
+                SealApproval.status == ApprovalStatus.PENDING,
+                approves_clause(viewer),
+            )
+        )
+        if deciding and viewer is not None
+        else ()
+    )
     return tuple(
         ApprovalView(
             id=approval.id,
             party_id=approval.party_id,
             seal_name=seal_name,
             position=approval.position,
-            approver_name=approver_name,
+            approver_name=approver_name or group_label(approval.group_dn or ""),
             status=approval.status,
             decided_at=approval.decided_at,
             comment=approval.comment,
-            yours=deciding
-            and viewer is not None
-            and approval.approver_id == viewer.id
-            and approval.status is ApprovalStatus.PENDING,
+            yours=approval.id in viewers,
         )
         for approval, seal_name, approver_name in rows
     )

@@ -103,6 +103,30 @@ class ApiEnv:
         contract: dict[str, Any] = response.get_json()
         return contract
 
+    def new_seal(self) -> int:
+        """A seal of Finance (alice's organisation) with its certificate, made by alice."""
+        client, alice = self.client(), self.auth("alice")
+        seal = client.post(
+            "/api/v1/seals", json={"name": f"合同专用章 {secrets.token_hex(3)}"}, headers=alice
+        )
+        assert seal.status_code == 201, seal.get_data(as_text=True)
+        seal_id: int = seal.get_json()["id"]
+        agreement = client.get(
+            "/api/v1/certificates/agreement", query_string={"locale": "en"}, headers=alice
+        ).get_json()
+        consent = {k: agreement[k] for k in ("version", "sha256", "locale")}
+        certified = client.post(
+            f"/api/v1/seals/{seal_id}/certificate",
+            json={
+                "agreement_version": consent["version"],
+                "agreement_sha256": consent["sha256"],
+                "locale": consent["locale"],
+            },
+            headers=alice,
+        )
+        assert certified.status_code == 201, certified.get_data(as_text=True)
+        return seal_id
+
     def codes_mailed_to(self, address: str) -> list[str]:
         """The verification codes in the mails `address` received, oldest first."""
         codes = []

@@ -78,6 +78,7 @@ EXPECTED = {
     ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/approve"),
     ("post", "/api/v1/contracts/{contract_id}/approvals/{approval_id}/reject"),
     ("put", "/api/v1/seals/{seal_id}/automation"),
+    ("put", "/api/v1/seals/{seal_id}/keepers"),
     ("get", "/api/v1/templates"),
     ("get", "/api/v1/templates/{template_id}"),
     ("post", "/api/v1/contracts/{contract_id}/template"),

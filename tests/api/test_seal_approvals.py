@@ -8,7 +8,7 @@ import base64
 import secrets
 from typing import Any
 
-from tests.api.conftest import FIELD, ApiEnv, assert_problem
+from tests.api.conftest import ARCHIVISTS, FIELD, ApiEnv, assert_problem
 from tests.fixtures.pdfs import make_png
 
 
@@ -49,10 +49,10 @@ def test_an_approver_approves_and_the_keeper_seals(api_env: ApiEnv) -> None:
     assert certified.status_code == 201, certified.get_data(as_text=True)
 
     path = f"/api/v1/seals/{seal_id}/approvers"
-    assert_problem(client.put(path, json={"usernames": ["dave"]}, headers=bob), 404)  # another organisation's
-    assert_problem(client.put(path, json={"usernames": ["bob"]}, headers=alice), 400)  # not of Finance
-    named = client.put(path, json={"usernames": ["dave"]}, headers=alice)
-    assert (named.status_code, named.get_json()) == (200, {"usernames": ["dave"]})
+    assert_problem(client.put(path, json={"approvers": ["dave"]}, headers=bob), 404)  # another organisation's
+    assert_problem(client.put(path, json={"approvers": ["bob"]}, headers=alice), 400)  # not of Finance
+    named = client.put(path, json={"approvers": ["dave"]}, headers=alice)
+    assert (named.status_code, named.get_json()) == (200, {"approvers": ["dave"]})
 
     contract = _sealed_contract(api_env, seal_id)
     assert contract["state"] == "pending_approval"
@@ -122,3 +122,21 @@ def test_an_org_admin_manages_the_organisations_seals(api_env: ApiEnv) -> None:
     assert_problem(client.get("/api/v1/seals", headers=bob), 403)
     assert_problem(client.get(f"/api/v1/seals/{seal_id}", headers=bob), 404)
     assert_problem(client.put(f"/api/v1/seals/{seal_id}/state", json={"state": "active"}, headers=bob), 404)
+
+
+def test_a_directory_group_approves_through_its_member(api_env: ApiEnv) -> None:
+    client, alice, dave = api_env.client(), api_env.auth("alice"), api_env.auth("dave")
+    seal_id = api_env.new_seal()
+    named = client.put(f"/api/v1/seals/{seal_id}/approvers", json={"approvers": [ARCHIVISTS]}, headers=alice)
+    assert (named.status_code, named.get_json()) == (200, {"approvers": [ARCHIVISTS]})
+    contract = _sealed_contract(api_env, seal_id)
+    (approval,) = contract["approvals"]
+    assert (approval["approver_name"], approval["status"]) == ("auditors", "pending")
+    waiting = client.get("/api/v1/approvals", headers=dave).get_json()["items"]  # dave is in the group
+    assert approval["id"] in [i["approval_id"] for i in waiting]
+    decision = f"/api/v1/contracts/{contract['id']}/approvals/{approval['id']}"
+    assert_problem(client.post(f"{decision}/approve", json={}, headers=alice), 403)  # not in the group
+    approved = client.post(f"{decision}/approve", json={"comment": "Checked."}, headers=dave)
+    assert approved.status_code == 200, approved.get_data(as_text=True)
+    assert approved.get_json()["state"] == "signing"
+    assert approved.get_json()["approvals"][0]["approver_name"] == "Dave Zhou"

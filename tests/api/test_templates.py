@@ -5,7 +5,6 @@ sent, and bob signs it to completion. Sales (bob) sees no Finance template: 404.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from appliance.web.after_response import wait_for_work_left
@@ -20,17 +19,6 @@ def _consent(api_env: ApiEnv, username: str) -> dict[str, str]:
         "agreement_sha256": agreement["sha256"],
         "locale": "en",
     }
-
-
-def _seal_with_certificate(api_env: ApiEnv) -> int:
-    client, alice = api_env.client(), api_env.auth("alice")
-    seal = client.post("/api/v1/seals", json={"name": f"合同专用章 {secrets.token_hex(3)}"}, headers=alice)
-    assert seal.status_code == 201, seal.get_data(as_text=True)
-    seal_id: int = seal.get_json()["id"]
-    consent = _consent(api_env, "alice")
-    certified = client.post(f"/api/v1/seals/{seal_id}/certificate", json=consent, headers=alice)
-    assert certified.status_code == 201, certified.get_data(as_text=True)
-    return seal_id
 
 
 def _template(api_env: ApiEnv, seal_id: int) -> dict[str, Any]:
@@ -58,7 +46,7 @@ def _template(api_env: ApiEnv, seal_id: int) -> dict[str, Any]:
 def test_a_template_authorised_for_a_seal_is_sealed_by_the_appliance(api_env: ApiEnv) -> None:
     client = api_env.client()
     alice, bob, dave = api_env.auth("alice"), api_env.auth("bob"), api_env.auth("dave")
-    seal_id = _seal_with_certificate(api_env)
+    seal_id = api_env.new_seal()
     template = _template(api_env, seal_id)
     assert [(r["label"], r["kind"], r["seal_id"]) for r in template["roles"]] == [
         (template["roles"][0]["seal_name"], "seal", seal_id),
@@ -110,7 +98,7 @@ def test_a_template_authorised_for_a_seal_is_sealed_by_the_appliance(api_env: Ap
 def test_templates_are_their_organisations_and_retired_ones_start_nothing(api_env: ApiEnv) -> None:
     client = api_env.client()
     alice, bob, dave = api_env.auth("alice"), api_env.auth("bob"), api_env.auth("dave")
-    template = _template(api_env, _seal_with_certificate(api_env))
+    template = _template(api_env, api_env.new_seal())
     path = f"/api/v1/templates/{template['id']}"
     assert_problem(client.get(path, headers=bob), 404)
     assert_problem(client.get(f"/api/v1/templates/{template['id'] + 10_000}", headers=dave), 404)

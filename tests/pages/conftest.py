@@ -11,7 +11,6 @@ admin) signs and cannot see Sales contracts he is no party to until they are arc
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,18 +139,7 @@ class PagesEnv:
 
     def new_seal(self) -> int:
         """A certified seal of alice's organisation (Finance), which alice keeps."""
-        created = self.api.client().post(
-            "/api/v1/seals",
-            json={"name": f"合同专用章 {secrets.token_hex(3)}"},
-            headers=self.api.auth("alice"),
-        )
-        assert created.status_code == 201, created.get_data(as_text=True)
-        seal_id: int = created.get_json()["id"]
-        certified = self.api.client().post(
-            f"/api/v1/seals/{seal_id}/certificate", json=self.consent("alice"), headers=self.api.auth("alice")
-        )
-        assert certified.status_code == 201, certified.get_data(as_text=True)
-        return seal_id
+        return self.api.new_seal()
 
     def last_code(self, username: str) -> str:
         codes = self.api.codes_mailed_to(EMAILS[username])

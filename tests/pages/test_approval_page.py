@@ -12,7 +12,7 @@ from tests.pages.conftest import PagesEnv, csrf_of
 def _awaiting_dave(pages: PagesEnv, title: str) -> tuple[dict[str, Any], int]:
     seal_id = pages.new_seal()
     named = pages.api.client().put(
-        f"/api/v1/seals/{seal_id}/approvers", json={"usernames": ["dave"]}, headers=pages.api.auth("alice")
+        f"/api/v1/seals/{seal_id}/approvers", json={"approvers": ["dave"]}, headers=pages.api.auth("alice")
     )
     assert named.status_code == 200, named.get_data(as_text=True)
     contract = pages.contract([(f"seal:{seal_id}", 1)], title=title)

@@ -45,6 +45,12 @@ def test_an_org_admin_creates_certifies_and_manages_a_seal(pages: PagesEnv) -> N
     assert saved.status_code == 303
     page = alice.get(page_path).get_data(as_text=True)
     assert ">dave</textarea>" in page
+    assert 'id="current-keepers"' in page
+    group = "cn=auditors,ou=groups,dc=example,dc=org"
+    saved = post_form(alice, page_path, f"/admin/seals/{seal_id}/keepers", usernames="", groups=group)
+    assert saved.status_code == 303
+    page = alice.get(page_path).get_data(as_text=True)
+    assert f'spellcheck="false">{group}</textarea>' in page and 'id="current-keepers"' not in page
     post_form(alice, page_path, f"/admin/seals/{seal_id}/state", state="disabled")
     assert '<dd id="seal-state">Disabled</dd>' in alice.get(page_path).get_data(as_text=True)
     post_form(alice, page_path, f"/admin/seals/{seal_id}/state", state="active")

@@ -19,7 +19,7 @@ from appliance.auth.records import ClientInfo, Principal
 from appliance.clock import Clock
 from appliance.config import load_config
 from appliance.db import create_db_engine, migrate_database
-from appliance.models import Organisation, PartyKind, Role, Routing, User, UserRole, UserSource
+from appliance.models import Organisation, PartyKind, Role, Routing, User, UserGroup, UserRole, UserSource
 from appliance.pki.bootstrap import init_pki
 from appliance.pki.ca import make_context
 from appliance.services import Services, build_services
@@ -68,6 +68,11 @@ class WorkflowEnv:
             principal = Principal(user.id, username, name, frozenset({Role.EMPLOYEE, *roles}), False)
         self.people[username] = principal
         return principal
+
+    def in_group(self, who: str, dn: str) -> None:
+        """What a sign-in records of a person's directory groups (auth.provisioning): `dn` normalised."""
+        with self.services.sessions.begin() as session:
+            session.add(UserGroup(user_id=self.people[who].user_id, group_dn=dn))
 
     def give_certificate(self, who: Principal) -> None:
         agreement = certificates.certificate_agreement("en")

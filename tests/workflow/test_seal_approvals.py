@@ -195,3 +195,46 @@ def test_a_voiding_agreement_waits_for_the_seals_approvers_too(workflow_factory)
     assert env.sign("keeper", signing.id, seal_party(signing)).state is ContractState.COMPLETED
     voided = queries.get_contract(env.ctx, env.people["initiator"], CLIENT, view.id)
     assert voided.state is ContractState.VOIDED
+
+
+def test_a_directory_group_approves_a_step_and_any_member_of_the_organisation_decides(
+    workflow_factory, any_db_url
+) -> None:
+    env = workflow_factory(any_db_url)
+    group = "cn=finance approvers,ou=groups,dc=example,dc=com"
+    for who in ("alice", "bob", "mallory"):  # mallory is of no organisation
+        env.in_group(who, group)
+    named = set_seal_approvers(
+        env.ctx,
+        env.people["orgadmin"],
+        CLIENT,
+        env.seal_id,
+        ["CN=Finance Approvers,ou=groups,dc=example,dc=com", "orgadmin"],
+    )
+    assert named == (group, "orgadmin")
+
+    view = env.start([("seal", 1)])
+    assert approvals(view) == [
+        ("finance approvers", ApprovalStatus.PENDING),
+        ("Org Admin", ApprovalStatus.WAITING),
+    ]
+    assert "seal_approval_requested" in kinds_told(env, "alice") and "seal_approval_requested" in kinds_told(
+        env, "bob"
+    )
+    assert "seal_approval_requested" not in kinds_told(env, "mallory")
+    assert [i.contract_id for i in list_my_approvals(env.ctx, env.people["alice"])] == [view.id]
+    assert list_my_approvals(env.ctx, env.people["mallory"]) == ()
+    with pytest.raises(NotFound):
+        decide(env, "mallory", view, approve=True)
+
+    view = decide(env, "bob", view, approve=True)
+    assert approvals(view) == [
+        ("Bob Builder", ApprovalStatus.APPROVED),
+        ("Org Admin", ApprovalStatus.PENDING),
+    ]
+    assert list_my_approvals(env.ctx, env.people["alice"]) == ()
+    with pytest.raises(Conflict):  # the group's step is decided
+        decide_approval(
+            env.ctx, env.people["alice"], CLIENT, view.id, view.approvals[0].id, approve=True, comment=OK
+        )
+    assert decide(env, "orgadmin", view, approve=True).state is ContractState.SIGNING

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
+from appliance.auth.provisioning import MAX_GROUP_DN
 from appliance.models import SealKind
 from appliance.web.api.models import CertificateOut, Id, RequestBody, certificate_out
 from appliance.web.api.spec import responses, spec
@@ -18,6 +19,7 @@ from appliance.web.auth.principal import client_info
 from appliance.web.context import current_services
 from appliance.web.files import ID
 from appliance.workflow.approvals import MAX_APPROVERS, set_seal_approvers
+from appliance.workflow.seal_keepers import MAX_KEEPERS, set_seal_keepers
 from appliance.workflow.seal_policy import MAX_AUTHORISATIONS, AutomaticFor, set_seal_automation
 from appliance.workflow.seal_usage import seal_usage_log
 from appliance.workflow.seals import (
@@ -64,6 +66,22 @@ class AutomationIn(RequestBody):
     )
 
 
+class KeepersIn(RequestBody):
+    usernames: list[LoginName] = Field(
+        max_length=MAX_KEEPERS, description="People of the seal's organisation who apply it."
+    )
+    groups: list[Annotated[str, Field(min_length=1, max_length=MAX_GROUP_DN)]] = Field(
+        max_length=MAX_KEEPERS,
+        description="Directory groups (DNs) whose members of the organisation apply it. Both lists "
+        "empty: the organisation's seal keepers (the role) apply it.",
+    )
+
+
+class KeepersOut(BaseModel):
+    usernames: list[str]
+    groups: list[str] = Field(description="Normalised DNs.")
+
+
 class SealDetailOut(BaseModel):
     id: int
     name: str
@@ -73,7 +91,10 @@ class SealDetailOut(BaseModel):
     certificate: CertificateOut | None
     certificate_usable: bool = Field(description="Its certificate may sign now.")
     renewable_from: AwareDatetime | None = Field(description="From when its certificate may be renewed.")
-    approvers: list[str] = Field(description="Who approves its use, in order; empty: no approval.")
+    approvers: list[str] = Field(
+        description="Who approves its use, in order (login names, group DNs); empty: no approval."
+    )
+    keepers: KeepersOut = Field(description="Who applies it; none named: the organisation's seal keepers.")
     automation: AutomationOut
     created_at: AwareDatetime
 
@@ -87,15 +108,17 @@ class SealStateIn(RequestBody):
 
 
 class ApproversIn(RequestBody):
-    usernames: list[LoginName] = Field(
+    approvers: list[
+        Annotated[str, Field(min_length=1, max_length=MAX_GROUP_DN), AfterValidator(_one_line)]
+    ] = Field(
         max_length=MAX_APPROVERS,
-        description="Login names of people of the seal's organisation, in the order they decide; "
-        "empty: the seal needs no approval.",
+        description="In the order they decide: login names of people of the seal's organisation, or "
+        "DNs of directory groups any of whose members of it decides that step; empty: no approval.",
     )
 
 
 class ApproversOut(BaseModel):
-    usernames: list[str]
+    approvers: list[str] = Field(description="Login names, and normalised DNs of groups, in order.")
 
 
 class SealUsageOut(BaseModel):
@@ -151,9 +174,27 @@ def approvers(seal_id: int, json: ApproversIn) -> ApproversOut:
     Contracts already sent keep the approvers they were sent with.
     """
     names = set_seal_approvers(
-        current_services().workflow, api_principal(), client_info(), seal_id, list(json.usernames)
+        current_services().workflow, api_principal(), client_info(), seal_id, list(json.approvers)
     )
-    return ApproversOut(usernames=list(names))
+    return ApproversOut(approvers=list(names))
+
+
+@bp.put(f"/seals/<{ID}:seal_id>/keepers")
+@spec.validate(resp=responses(200, KeepersOut, 404), tags=["seals"], operation_id="set_seal_keepers")
+def keepers(seal_id: int, json: KeepersIn) -> KeepersOut:
+    """Set who applies a seal: named people and directory groups (org admins)
+
+    Applies to contracts already sent too. Group members are known from their last sign-in.
+    """
+    view = set_seal_keepers(
+        current_services().workflow,
+        api_principal(),
+        client_info(),
+        seal_id,
+        usernames=list(json.usernames),
+        groups=list(json.groups),
+    )
+    return KeepersOut(usernames=list(view.usernames), groups=list(view.groups))
 
 
 @bp.put(f"/seals/<{ID}:seal_id>/automation")
@@ -209,6 +250,7 @@ def _seal_out(view: SealView) -> SealDetailOut:
         certificate_usable=view.certificate_usable,
         renewable_from=view.renewable_from,
         approvers=list(view.approvers),
+        keepers=KeepersOut(usernames=list(view.keepers.usernames), groups=list(view.keepers.groups)),
         automation=AutomationOut(
             initiators=list(view.automatic_initiators),
             templates=[TemplateRefOut(id=i, name=n) for i, n in view.automatic_templates],
