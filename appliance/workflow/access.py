@@ -100,7 +100,9 @@ def may_act_for(session: Session, user: User, party: Party) -> bool:
     """Whether `user` signs (or rejects) for `party`."""
     if party.kind is PartyKind.PERSON:
         return party.user_id == user.id
-    return party.seal_id is not None and party.seal_id in session.scalars(kept_seals(user)).all()
+    if party.seal_id is None:
+        return False
+    return bool(session.scalar(kept_seals(user).where(Seal.id == party.seal_id).exists().select()))
 
 
 def require_initiator(user: User, contract: Contract) -> None:

@@ -204,6 +204,10 @@ def test_only_a_draft_with_parties_is_saved(workflow_factory) -> None:
         save_template(env.ctx, env.people["bob"], CLIENT, draft.id, "Not mine")
     with pytest.raises(InvalidInput):
         save_template(env.ctx, env.people["initiator"], CLIENT, draft.id, "   ")
+    with pytest.raises(InvalidInput, match="role name"):
+        save_template(
+            env.ctx, env.people["initiator"], CLIENT, draft.id, "Long", {draft.parties[0].id: "x" * 101}
+        )
 
 
 def test_the_template_file_outlives_the_draft_it_came_from(workflow_factory) -> None:

@@ -25,7 +25,6 @@ from appliance.web.errors import status_for
 from appliance.web.files import ID
 from appliance.workflow.drafts import MAX_MESSAGE, MAX_TITLE
 from appliance.workflow.templates import (
-    MAX_LABEL,
     MAX_NAME,
     TEMPLATE_NOT_FOUND,
     StartFromTemplate,
@@ -135,7 +134,7 @@ def save(contract_id: int) -> Response:
         flash(_("Give the template a name of up to %(count)d characters.", count=MAX_NAME), "error")
         return redirect(url_for("draft_pages.edit", contract_id=contract_id), code=303)
     labels = {
-        int(key.removeprefix("label-")): value.strip()[:MAX_LABEL]
+        int(key.removeprefix("label-")): value.strip()
         for key, value in request.form.items()
         if key.startswith("label-") and key.removeprefix("label-").isdecimal() and value.strip()
     }
