@@ -392,7 +392,9 @@ def check_ready(session: Session, contract: Contract, now: datetime) -> None:
             if seal is None or not seal.active:
                 raise Conflict(f"The seal {party.display_name} is no longer in use; remove it.")
         else:
-            signer = session.get(User, party.user_id)
+            # locked as cancelling an account locks it: a cancellation racing this send either
+            # finishes first (and is seen here) or waits and then sees this party as its blocker
+            signer = session.get(User, party.user_id, with_for_update=True, populate_existing=True)
             if signer is None or not signer.active:
                 raise Conflict(f"{party.display_name} can no longer sign; remove them from the contract.")
 

@@ -29,6 +29,7 @@ from appliance.workflow.access import active_user, load_visible, require_initiat
 from appliance.workflow.approvals import send_out
 from appliance.workflow.closing import checked_reason
 from appliance.workflow.context import WorkflowContext
+from appliance.workflow.drafts import check_ready
 from appliance.workflow.errors import InvalidState
 from appliance.workflow.states import Transition, next_state
 from appliance.workflow.store import current_version, record
@@ -119,6 +120,9 @@ def start_voiding(
             now=now,
             details={"sha256": sha256, "voids_contract_id": original.id, "reason": reason},
         )
+        # every party of the original signs it: one who no longer can (a disabled seal, a
+        # cancelled account) makes it impossible, said before anything is sent
+        check_ready(session, agreement, now)
         # its seals are approved as on any contract, then it goes out to every party at once
         send_out(ctx, session, agreement, actor=user, client=client, now=now)
         record(

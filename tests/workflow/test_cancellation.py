@@ -5,13 +5,14 @@ the signed contract, its evidence and the operation log stay intact. SQLite and 
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from appliance.audit import verify_chain
 from appliance.audit.browse import LogFilter
-from appliance.errors import Forbidden
+from appliance.errors import Conflict, Forbidden
 from appliance.models import (
     ApiToken,
     Certificate,
@@ -25,7 +26,7 @@ from appliance.models import (
     User,
     UserSession,
 )
-from appliance.workflow import queries
+from appliance.workflow import drafts, queries
 from appliance.workflow.approvals import decide_approval, set_seal_approvers
 from appliance.workflow.cancellation import (
     BlockerKind,
@@ -92,6 +93,36 @@ def test_work_that_appears_before_the_confirmation_stops_it(workflow_factory) ->
         confirm_cancellation(env.ctx, env.people["bob"], CLIENT, code)
     with env.services.sessions() as session:
         assert session.get_one(User, env.people["bob"].user_id).anonymised_at is None
+
+
+def test_a_send_racing_a_cancellation_waits_for_it_and_refuses(workflow_factory, any_db_url) -> None:
+    if any_db_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time: there is no race to lose")
+    env = workflow_factory(any_db_url)
+    draft = env.start([("bob", 1)], send=False)
+    bob = env.people["bob"].user_id
+    refused: list[Conflict] = []
+
+    def send() -> None:
+        try:
+            drafts.send_contract(env.ctx, env.people["initiator"], CLIENT, draft.id)
+        except Conflict as conflict:
+            refused.append(conflict)
+
+    with env.services.engine.connect() as cancelling:
+        transaction = cancelling.begin()
+        cancelling.execute(select(User.id).where(User.id == bob).with_for_update())  # as confirm locks it
+        sender = threading.Thread(target=send)
+        sender.start()
+        sender.join(timeout=1.0)
+        assert sender.is_alive()  # the send waits for the person's row
+        cancelling.execute(update(User).where(User.id == bob).values(active=False))
+        transaction.commit()
+    sender.join(timeout=30)
+    assert [c.public for c in refused] == ["Bob Builder can no longer sign; remove them from the contract."]
+    assert (
+        queries.get_contract(env.ctx, env.people["initiator"], CLIENT, draft.id).state is ContractState.DRAFT
+    )
 
 
 def test_wrong_codes_are_counted_and_end_the_attempt(workflow_factory) -> None:

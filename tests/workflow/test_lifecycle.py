@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from appliance.errors import Forbidden, NotFound, RateLimited
+from appliance.errors import Conflict, Forbidden, NotFound, RateLimited
 from appliance.models import (
     Contract,
     ContractState,
@@ -19,7 +19,7 @@ from appliance.models import (
     Routing,
     User,
 )
-from appliance.workflow import closing, drafts, queries, signatures, voiding
+from appliance.workflow import closing, drafts, queries, seals, signatures, voiding
 from appliance.workflow.codes import CodeRejected
 from appliance.workflow.drafts import NewParty
 from appliance.workflow.errors import InvalidState, NotYourTurn
@@ -164,6 +164,14 @@ def test_end_and_void_a_completed_contract(workflow_factory) -> None:
     with pytest.raises(InvalidState):
         closing.end_contract(env.ctx, env.people["initiator"], CLIENT, first.id, "too late")
 
+    sealed = env.start([("seal", 1)])
+    env.sign("keeper", sealed.id, sealed.parties[0].id)
+    seals.set_seal_state(env.ctx, env.people["orgadmin"], CLIENT, env.seal_id, seals.SealState.DISABLED)
+    agreements = _count_contracts(env)
+    with pytest.raises(Conflict, match="no longer in use"):  # the seal could never sign the agreement
+        voiding.start_voiding(env.ctx, env.people["initiator"], CLIENT, sealed.id, "wrong supplier")
+    assert _count_contracts(env) == agreements
+
     second = env.start([("alice", 1)])
     env.sign("alice", second.id, party_id(second, "张伟"))
     with pytest.raises(Forbidden):
@@ -253,3 +261,8 @@ def test_a_party_opening_the_contract_in_turn_is_recorded_once_per_version(workf
     assert [(e.actor_name, e.details["document_sha256"]) for e in viewed] == [
         ("张伟", view.versions[-1].sha256)
     ]
+
+
+def _count_contracts(env) -> int:
+    with env.services.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Contract)) or 0
