@@ -103,6 +103,21 @@ class ApiEnv:
         contract: dict[str, Any] = response.get_json()
         return contract
 
+    def consent(self, username: str, locale: str = "en") -> dict[str, str]:
+        """Consent to the certificate agreement in `locale`, as a certificate request carries it."""
+        agreement = (
+            self.client()
+            .get(
+                "/api/v1/certificates/agreement", query_string={"locale": locale}, headers=self.auth(username)
+            )
+            .get_json()
+        )
+        return {
+            "agreement_version": agreement["version"],
+            "agreement_sha256": agreement["sha256"],
+            "locale": agreement["locale"],
+        }
+
     def new_seal(self) -> int:
         """A seal of Finance (alice's organisation) with its certificate, made by alice."""
         client, alice = self.client(), self.auth("alice")
@@ -111,18 +126,8 @@ class ApiEnv:
         )
         assert seal.status_code == 201, seal.get_data(as_text=True)
         seal_id: int = seal.get_json()["id"]
-        agreement = client.get(
-            "/api/v1/certificates/agreement", query_string={"locale": "en"}, headers=alice
-        ).get_json()
-        consent = {k: agreement[k] for k in ("version", "sha256", "locale")}
         certified = client.post(
-            f"/api/v1/seals/{seal_id}/certificate",
-            json={
-                "agreement_version": consent["version"],
-                "agreement_sha256": consent["sha256"],
-                "locale": consent["locale"],
-            },
-            headers=alice,
+            f"/api/v1/seals/{seal_id}/certificate", json=self.consent("alice"), headers=alice
         )
         assert certified.status_code == 201, certified.get_data(as_text=True)
         return seal_id

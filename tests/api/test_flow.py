@@ -15,28 +15,11 @@ from tests.fixtures.independent import check_signed_contract
 from tests.fixtures.pdfs import make_pdf
 
 
-def _consent(env: ApiEnv, username: str) -> dict[str, str]:
-    agreement = (
-        env.client()
-        .get(
-            "/api/v1/certificates/agreement",
-            query_string={"locale": "zh_Hans_CN"},
-            headers=env.auth(username),
-        )
-        .get_json()
-    )
-    return {
-        "agreement_version": agreement["version"],
-        "agreement_sha256": agreement["sha256"],
-        "locale": "zh_Hans_CN",
-    }
-
-
 def _ensure_certificate(env: ApiEnv, username: str) -> None:
     mine = env.client().get("/api/v1/certificates/mine", headers=env.auth(username))
     if mine.get_json().get("certificate") is None:
         applied = env.client().post(
-            "/api/v1/certificates/mine", json=_consent(env, username), headers=env.auth(username)
+            "/api/v1/certificates/mine", json=env.consent(username, "zh_Hans_CN"), headers=env.auth(username)
         )
         assert applied.status_code == 201, applied.get_data(as_text=True)
 
@@ -48,7 +31,9 @@ def _new_seal(env: ApiEnv) -> int:
     assert created.status_code == 201, created.get_data(as_text=True)
     seal_id: int = created.get_json()["id"]
     certified = env.client().post(
-        f"/api/v1/seals/{seal_id}/certificate", json=_consent(env, "alice"), headers=env.auth("alice")
+        f"/api/v1/seals/{seal_id}/certificate",
+        json=env.consent("alice", "zh_Hans_CN"),
+        headers=env.auth("alice"),
     )
     assert certified.status_code == 201, certified.get_data(as_text=True)
     return seal_id

@@ -12,17 +12,6 @@ from tests.api.conftest import ARCHIVISTS, FIELD, ApiEnv, assert_problem
 from tests.fixtures.pdfs import make_png
 
 
-def _consent(api_env: ApiEnv, username: str) -> dict[str, str]:
-    agreement = (
-        api_env.client().get("/api/v1/certificates/agreement", headers=api_env.auth(username)).get_json()
-    )
-    return {
-        "agreement_version": agreement["version"],
-        "agreement_sha256": agreement["sha256"],
-        "locale": "en",
-    }
-
-
 def _sealed_contract(api_env: ApiEnv, seal_id: int) -> dict[str, Any]:
     client, bob = api_env.client(), api_env.auth("bob")
     created = api_env.create_contract("bob")
@@ -44,7 +33,7 @@ def test_an_approver_approves_and_the_keeper_seals(api_env: ApiEnv) -> None:
     assert seal.status_code == 201, seal.get_data(as_text=True)
     seal_id = seal.get_json()["id"]
     certified = client.post(
-        f"/api/v1/seals/{seal_id}/certificate", json=_consent(api_env, "alice"), headers=alice
+        f"/api/v1/seals/{seal_id}/certificate", json=api_env.consent("alice"), headers=alice
     )
     assert certified.status_code == 201, certified.get_data(as_text=True)
 

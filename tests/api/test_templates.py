@@ -11,16 +11,6 @@ from appliance.web.after_response import wait_for_work_left
 from tests.api.conftest import FIELD, ApiEnv, assert_problem
 
 
-def _consent(api_env: ApiEnv, username: str) -> dict[str, str]:
-    headers = api_env.auth(username)
-    agreement = api_env.client().get("/api/v1/certificates/agreement", headers=headers).get_json()
-    return {
-        "agreement_version": agreement["version"],
-        "agreement_sha256": agreement["sha256"],
-        "locale": "en",
-    }
-
-
 def _template(api_env: ApiEnv, seal_id: int) -> dict[str, Any]:
     client, dave = api_env.client(), api_env.auth("dave")
     created = api_env.create_contract("dave")
@@ -83,7 +73,7 @@ def test_a_template_authorised_for_a_seal_is_sealed_by_the_appliance(api_env: Ap
 
     party = f"/api/v1/contracts/{contract['id']}/parties/{contract['parties'][1]['id']}"
     if client.get("/api/v1/certificates/mine", headers=bob).get_json()["certificate"] is None:
-        applied = client.post("/api/v1/certificates/mine", json=_consent(api_env, "bob"), headers=bob)
+        applied = client.post("/api/v1/certificates/mine", json=api_env.consent("bob"), headers=bob)
         assert applied.status_code == 201, applied.get_data(as_text=True)
     assert client.post(f"{party}/code", headers=bob).status_code == 200
     code = api_env.codes_mailed_to("bob@example.org")[-1]

@@ -122,20 +122,7 @@ class PagesEnv:
             assert applied.status_code == 201, applied.get_data(as_text=True)
 
     def consent(self, username: str) -> dict[str, str]:
-        agreement = (
-            self.api.client()
-            .get(
-                "/api/v1/certificates/agreement",
-                query_string={"locale": "en"},
-                headers=self.api.auth(username),
-            )
-            .get_json()
-        )
-        return {
-            "agreement_version": agreement["version"],
-            "agreement_sha256": agreement["sha256"],
-            "locale": agreement["locale"],
-        }
+        return self.api.consent(username)
 
     def new_seal(self) -> int:
         """A certified seal of alice's organisation (Finance), which alice keeps."""
