@@ -189,7 +189,7 @@ def image(seal_id: int) -> Response:
 @login_required  # type: ignore[misc]
 def approvers(seal_id: int) -> Response:
     form = ApproversForm()
-    names = [line.strip() for line in (form.usernames.data or "").splitlines() if line.strip()]
+    names = _lines(form.usernames.data)
     return _act(
         seal_id,
         form,
@@ -202,8 +202,8 @@ def approvers(seal_id: int) -> Response:
 @login_required  # type: ignore[misc]
 def keepers(seal_id: int) -> Response:
     form = KeepersForm()
-    names = [line.strip() for line in (form.usernames.data or "").splitlines() if line.strip()]
-    groups = [line.strip() for line in (form.groups.data or "").splitlines() if line.strip()]
+    names = _lines(form.usernames.data)
+    groups = _lines(form.groups.data)
     return _act(
         seal_id,
         form,
@@ -218,7 +218,7 @@ def keepers(seal_id: int) -> Response:
 @login_required  # type: ignore[misc]
 def automation(seal_id: int) -> Response:
     form = AutomationForm()
-    names = [line.strip() for line in (form.initiators.data or "").splitlines() if line.strip()]
+    names = _lines(form.initiators.data)
     template_ids = [int(value) for value in request.form.getlist("template") if value.isdecimal()]
     return _act(
         seal_id,
@@ -284,6 +284,11 @@ def revoke(seal_id: int) -> Response:
         ),
         _("The seal's certificate is revoked and the revocation list published."),
     )
+
+
+def _lines(text: str | None) -> list[str]:
+    """A textarea's entries: one per line, blank lines dropped."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
 def _act(seal_id: int, form: FlaskForm, action: Callable[[WorkflowContext], object], done: str) -> Response:
