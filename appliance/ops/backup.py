@@ -83,6 +83,7 @@ class VerifiedBackup:
 
     root: Path
     metadata: Mapping[str, Any]
+    archive_sha256: str
     files: Mapping[str, str]
 
 
@@ -158,11 +159,16 @@ def verify_archive(archive: Path, workdir: Path) -> VerifiedBackup:
     :raises InvalidInput: the archive is unreadable, unsafe, or does not match its manifest.
     """
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar.getmembers():
-                _check_member(member)
-            # The "data" filter also refuses links, devices and paths leaving workdir.
-            tar.extractall(workdir, filter="data")
+        # One pass over the file hashes exactly the bytes that are extracted and checked.
+        with archive.open("rb") as handle:
+            reader = _HashingReader(handle)
+            # stream mode only reads; typeshed asks every file object for write and seek too
+            with tarfile.open(fileobj=reader, mode="r|*") as tar:  # type: ignore[call-overload]
+                for member in tar:
+                    _check_member(member)
+                    # The "data" filter also refuses links, devices and paths leaving workdir.
+                    tar.extract(member, workdir, filter="data")
+            archive_sha256 = reader.rest_and_hexdigest()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise InvalidInput(f"{archive} is not a readable backup archive") from exc
     manifest_file = workdir / MANIFEST
@@ -196,7 +202,26 @@ def verify_archive(archive: Path, workdir: Path) -> VerifiedBackup:
         raise InvalidInput(f"{METADATA} is missing or not JSON; refusing to restore") from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise InvalidInput(f"not an appliance backup of format {FORMAT}; refusing to restore")
-    return VerifiedBackup(root=workdir, metadata=metadata, files=listed)
+    return VerifiedBackup(root=workdir, metadata=metadata, files=listed, archive_sha256=archive_sha256)
+
+
+class _HashingReader:
+    """A file read front to back (tarfile's stream mode), hashing what passes through."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._digest.update(data)
+        return data
+
+    def rest_and_hexdigest(self) -> str:
+        """The sha256 of the whole file: what tarfile left unread (padding) included."""
+        while self.read(_CHUNK):
+            pass
+        return self._digest.hexdigest()
 
 
 def restore_backup(cfg: AppConfig, archive: Path, config_out: Path | None = None) -> RestoreSummary:
@@ -246,7 +271,7 @@ def restore_backup(cfg: AppConfig, archive: Path, config_out: Path | None = None
         schema_revision=revision if isinstance(revision, str) else None,
         blob_count=len(blob_names),
         config_written=config_out,
-        archive_sha256=_sha256_file(archive),
+        archive_sha256=verified.archive_sha256,
     )
 
 

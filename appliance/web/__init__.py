@@ -24,6 +24,7 @@ from appliance.web.pki import bp as pki_bp
 from appliance.web.privacy import install_privacy_pages
 from appliance.web.proxy import TrustedProxyMiddleware, parse_networks
 from appliance.web.roles import install_role_labels
+from appliance.web.seal_usage import install_seal_usage_pages
 from appliance.web.seals import install_seal_pages
 from appliance.web.security import install_security
 
@@ -83,5 +84,6 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     install_privacy_pages(app)
     app.register_blueprint(cancellation.bp)
     install_seal_pages(app)
+    install_seal_usage_pages(app)
     csrf.exempt(health.bp)
     return app

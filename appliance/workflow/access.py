@@ -113,6 +113,18 @@ def require_initiator(user: User, contract: Contract) -> None:
 NOT_A_SEAL_ADMIN = "Only an organisation's admin manages its seals."
 
 
+def organisation_member(session: Session, principal: Principal, action: Action, refusal: str) -> User:
+    """The person, who may do `action` in the organisation the directory puts them in.
+
+    :raises Forbidden: with `refusal`, when they are in no organisation or may not.
+    """
+    user = active_user(session, principal.user_id)
+    if user.organisation_id is None:
+        raise Forbidden(refusal)
+    require(user.role_set(), action, refusal)
+    return user
+
+
 def admins_seal(session: Session, principal: Principal, seal_id: int) -> tuple[User, Seal]:
     """The admin and the seal of their organisation they manage; NotFound for any other seal."""
     user = active_user(session, principal.user_id)

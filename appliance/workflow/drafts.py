@@ -306,9 +306,18 @@ def attach_party(
         actor=actor,
         client=client,
         now=now,
-        details={"party_id": party.id, "kind": party.kind.value, "name": party.display_name},
+        details=_party_facts(party),
     )
     return party
+
+
+def _party_facts(party: Party) -> dict[str, object]:
+    """The evidence of a party added: a person's user id too, so that their name is still
+    known to be theirs if they are removed from the draft and later cancel their account."""
+    facts: dict[str, object] = {"party_id": party.id, "kind": party.kind.value, "name": party.display_name}
+    if party.user_id is not None:
+        facts["user_id"] = party.user_id
+    return facts
 
 
 def remove_party(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from appliance.auth.records import ClientInfo, Principal
 from appliance.db import transaction
-from appliance.errors import Conflict, Forbidden, InvalidInput, NotFound
+from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.models import (
     Certificate,
     CertificateKind,
@@ -31,14 +31,14 @@ from appliance.models import (
     UserRole,
 )
 from appliance.notify import notify_user
-from appliance.permissions import Action, require, roles_for
+from appliance.permissions import Action, roles_for
 from appliance.pki import certs
 from appliance.pki.ca import make_context
 from appliance.pki.issue import issue_certificate
 from appliance.pki.revoke import revoke_certificate
 from appliance.signing.appearance import STAMP_FONT, load_image
 from appliance.signing.seal_image import draw_round_seal
-from appliance.workflow.access import NOT_A_SEAL_ADMIN, active_user, admins_seal
+from appliance.workflow.access import NOT_A_SEAL_ADMIN, admins_seal, organisation_member
 from appliance.workflow.approvals import approver_names
 from appliance.workflow.certificates import (
     RENEWAL_WINDOW,
@@ -138,10 +138,7 @@ def create_seal(
     if not name or len(name) > 64 or not name.isprintable():
         raise InvalidInput("The seal's name must be 1 to 64 characters of text.")
     with transaction(ctx.sessions) as session:
-        user = active_user(session, principal.user_id)
-        if user.organisation_id is None:
-            raise Forbidden(NOT_A_SEAL_ADMIN)
-        require(user.role_set(), Action.MANAGE_SEALS, NOT_A_SEAL_ADMIN)
+        user = organisation_member(session, principal, Action.MANAGE_SEALS, NOT_A_SEAL_ADMIN)
         if image_png is None:
             organisation = session.get_one(Organisation, user.organisation_id)
             image_png = draw_round_seal(organisation.name, _label(organisation.name, kind), STAMP_FONT)
@@ -169,10 +166,7 @@ def list_organisation_seals(ctx: WorkflowContext, principal: Principal) -> tuple
     :raises Forbidden: not an organisation's admin.
     """
     with ctx.sessions() as session:
-        user = active_user(session, principal.user_id)
-        if user.organisation_id is None:
-            raise Forbidden(NOT_A_SEAL_ADMIN)
-        require(user.role_set(), Action.MANAGE_SEALS, NOT_A_SEAL_ADMIN)
+        user = organisation_member(session, principal, Action.MANAGE_SEALS, NOT_A_SEAL_ADMIN)
         seals = session.scalars(
             select(Seal)
             .where(Seal.organisation_id == user.organisation_id)
@@ -214,7 +208,7 @@ def set_seal_state(
         user, seal = admins_seal(session, principal, seal_id)
         if seal.retired_at is not None:
             raise Conflict("This seal is retired for good; create a new one instead.")
-        if _state_of(seal) is state:
+        if state_of(seal) is state:
             return _seal_view(session, seal, now)
         seal.active = state is SealState.ACTIVE
         if state is SealState.RETIRED:
@@ -230,7 +224,7 @@ def _label(organisation: str, kind: SealKind) -> str:
     return chinese if any("\u4e00" <= c <= "\u9fff" for c in organisation) else english
 
 
-def _state_of(seal: Seal) -> SealState:
+def state_of(seal: Seal) -> SealState:
     if seal.retired_at is not None:
         return SealState.RETIRED
     return SealState.ACTIVE if seal.active else SealState.DISABLED
@@ -244,7 +238,7 @@ def _seal_view(session: Session, seal: Seal, now: datetime) -> SealView:
         id=seal.id,
         name=seal.name,
         kind=seal.kind,
-        state=_state_of(seal),
+        state=state_of(seal),
         image_sha256=seal.image_sha256,
         certificate=certificate_view(certificate) if certificate is not None else None,
         certificate_usable=usable,

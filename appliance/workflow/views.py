@@ -172,6 +172,12 @@ def evidence_views(
     details = [json.loads(event.details) for event in events]
     people = {contract.initiator_id, *(p.user_id for p in contract.parties if p.user_id is not None)}
     people.update(e.actor_user_id for e in events if e.actor_user_id is not None)
+    # people removed from the draft are no longer parties, but their names are in its evidence
+    people.update(
+        facts["user_id"]
+        for e, facts in zip(events, details, strict=True)
+        if e.action == "party_added" and isinstance(facts.get("user_id"), int)
+    )
     pseudonyms = Pseudonyms.load(
         session,
         (e.actor_user_id for e in events),

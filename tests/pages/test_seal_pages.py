@@ -66,3 +66,33 @@ def test_an_org_admin_creates_certifies_and_manages_a_seal(pages: PagesEnv) -> N
     chinese = pages.browser("alice", language="zh-CN").get(page_path)
     assert chinese.status_code == 200
     assert name in chinese.get_data(as_text=True) and "用印审批人" in chinese.get_data(as_text=True)
+
+
+def test_an_auditor_reads_the_seals_usage_log_on_a_page(pages: PagesEnv) -> None:
+    seal_id = pages.new_seal()
+    contract = pages.contract([(f"seal:{seal_id}", 1)], title="Warehouse lease")
+    party = f"/api/v1/contracts/{contract['id']}/parties/{contract['parties'][0]['id']}"
+    client, alice = pages.api.client(), pages.api.auth("alice")
+    assert client.post(f"{party}/code", headers=alice).status_code == 200
+    signed = client.post(f"{party}/sign", json={"code": pages.last_code("alice")}, headers=alice)
+    assert signed.get_json()["state"] == "completed", signed.get_data(as_text=True)
+
+    dave = pages.browser("dave")  # an auditor of Finance, no org admin
+    home = dave.get("/").get_data(as_text=True)
+    assert 'id="nav-seal-usage"' in home and 'id="nav-seals"' not in home
+    listing = dave.get("/audit/seals").get_data(as_text=True)
+    row = listing.split(f'data-seal="{seal_id}"', 1)[1].split("</tr>", 1)[0]
+    assert f"/audit/seals/{seal_id}" in row and '"Uses">1</td>' in row
+    page = dave.get(f"/audit/seals/{seal_id}").get_data(as_text=True)
+    usage = page.split('id="seal-usage"', 1)[1].split("</table>", 1)[0]
+    assert f'Warehouse lease <span class="hint">(#{contract["id"]})</span>' in usage
+    assert "Alice" in usage  # who applied it
+    chinese = pages.browser("dave", language="zh-CN").get(f"/audit/seals/{seal_id}")
+    assert "用印记录" in chinese.get_data(as_text=True)
+
+    alice_home = pages.browser("alice").get("/").get_data(as_text=True)
+    assert 'id="nav-seals"' in alice_home and 'id="nav-seal-usage"' not in alice_home
+    bob = pages.browser("bob")  # Sales: neither admin nor auditor of Finance
+    assert 'id="nav-seal-usage"' not in bob.get("/").get_data(as_text=True)
+    assert bob.get("/audit/seals").status_code == 403
+    assert bob.get(f"/audit/seals/{seal_id}").status_code == 404

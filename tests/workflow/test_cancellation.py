@@ -216,6 +216,21 @@ def test_a_cancelled_account_is_anonymised_and_its_records_stay_intact(workflow_
     assert {"certificate.issued", "account.cancelled"} <= {e.action for e in found}
 
 
+def test_a_party_removed_from_a_draft_is_shown_by_pseudonym_after_cancelling(workflow_factory) -> None:
+    env = workflow_factory()
+    initiator, bob = env.people["initiator"], env.people["bob"]
+    view = env.start([("alice", 1), ("bob", 1)], send=False)
+    drafts.remove_party(env.ctx, initiator, CLIENT, view.id, party_id(view, "Bob Builder"))
+    assert "Bob Builder" in repr(queries.contract_evidence(env.ctx, initiator, view.id))
+
+    confirm_cancellation(env.ctx, bob, CLIENT, mailed_code(env, "bob"))
+
+    evidence = repr(queries.contract_evidence(env.ctx, initiator, view.id))
+    assert "Bob Builder" not in evidence
+    assert evidence.count(pseudonym(bob.user_id)) == 2  # added, then removed
+    assert "张伟" in evidence  # the remaining party keeps her name
+
+
 def test_an_approver_cancels_only_after_deciding_and_then_approves_no_seal(workflow_factory) -> None:
     env = workflow_factory()
     bob = env.people["bob"]
