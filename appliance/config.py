@@ -354,6 +354,16 @@ class PrivacyConfig(_Section):
     """A request about personal data is answered within this many working days (Monday to Friday)."""
 
 
+class MobileConfig(_Section):
+    """What the mobile app is told (`/.well-known/esign-configuration`) and handed."""
+
+    minimum_client_version: str = Field("1.0.0", pattern=r"^\d{1,4}\.\d{1,4}\.\d{1,4}$")
+    """Apps older than this (major.minor.patch) ask their user to update before signing in."""
+    tls_certificate_file: Path | None = None
+    """The TLS certificate (PEM) nginx serves on the private-cloud address: its sha256
+    fingerprint is published for apps that pin it. None behind plain HTTP (development)."""
+
+
 class LocaleConfig(_Section):
     default: Literal["en", "zh_Hans_CN"] = "en"
 
@@ -390,6 +400,7 @@ class AppConfig(_Section):
     retention: RetentionConfig = RetentionConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     locale: LocaleConfig = LocaleConfig()
+    mobile: MobileConfig = MobileConfig()
     secrets: Secrets = Secrets()
 
     @field_validator("private_cloud_address")

@@ -1,4 +1,5 @@
-"""The one place that turns errors into responses: problem+json under /api, HTML elsewhere."""
+"""The one place that turns errors into responses: problem+json under /api (and /.well-known),
+HTML elsewhere."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def status_for(error: ApplianceError) -> int:
 
 
 def wants_problem_json() -> bool:
-    return request.path.startswith("/api/")
+    """Machines read these paths: the API, and what apps discover under /.well-known."""
+    return request.path.startswith(("/api/", "/.well-known/"))
 
 
 def error_response(status: int, code: str, title: str, detail: str) -> Response:

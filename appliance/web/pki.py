@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 
 from appliance.errors import InvalidInput
 from appliance.pki.ca import make_context
+from appliance.pki.discovery import appliance_chain_pem
 from appliance.pki.publish import (
     MAX_TIMESTAMP_QUERY_BYTES,
     ca_bundle_pem,
@@ -57,6 +58,14 @@ def ca_bundle() -> Response:
     return _der(
         ca_bundle_pem(current_services().sessions).encode("ascii"), "application/x-pem-file", "ca.pem"
     )
+
+
+@bp.get("/appliance-chain.pem")
+def appliance_chain() -> Response:
+    """The discovery document's signing certificate and its CAs (its JWS `x5u`)."""
+    with current_services().sessions() as session:
+        chain = appliance_chain_pem(session)
+    return _der(chain.encode("ascii"), "application/x-pem-file", "appliance-chain.pem")
 
 
 @bp.get("/crl")

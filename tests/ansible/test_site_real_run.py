@@ -16,6 +16,8 @@ import pwd
 import re
 import secrets
 import shutil
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -216,6 +218,7 @@ def site_variables(root: Path, user: str, ports: dict[str, int]) -> dict[str, An
         "appliance_log_dir": str(root / "var/log/appliance"),
         "appliance_environment": {"SOFTHSM2_CONF": softhsm_conf},
         "appliance_private_cloud_address": f"https://{SERVER_NAME}:{ports['https']}",
+        "appliance_tls_certificate_file": str(root / "etc/appliance/tls-server.crt"),
         "appliance_server_port": ports["gunicorn"],
         "appliance_allowed_networks": ["127.0.0.0/8"],
         "appliance_trusted_proxies": ["127.0.0.1/32"],
@@ -252,6 +255,7 @@ def site_variables(root: Path, user: str, ports: dict[str, int]) -> dict[str, An
         "appliance_nginx_conf_dir": str(root / "etc/nginx"),
         "appliance_nginx_conf_file": str(root / "etc/nginx/nginx.conf"),
         "appliance_nginx_tls_dir": str(root / "etc/appliance/tls"),
+        "appliance_nginx_published_certificate": str(root / "etc/appliance/tls-server.crt"),
         "appliance_nginx_pid_file": str(root / "run/nginx/nginx.pid"),
         "appliance_nginx_log_dir": str(root / "var/log/nginx"),
         "appliance_nginx_state_dir": str(root / "var/lib/nginx"),
@@ -413,6 +417,22 @@ def test_first_run_installs_and_serves_readyz_through_nginx_over_tls(
         assert body["checks"]["hsm"]["status"] == "ok"
     current = site.root / "opt/appliance/current"
     assert current.is_symlink() and current.resolve() == site.root / f"opt/appliance/venvs/{__version__}"
+
+
+def test_the_discovery_document_names_the_certificate_nginx_serves(site: Site, installed: PlayResult) -> None:
+    site.wait_ready()
+    result = site.curl("/.well-known/esign-configuration", "--include")
+    assert result.returncode == 0, result.stderr
+    head, body = result.stdout.split("\r\n\r\n", 1)
+    assert "esign-signature: " in head.lower()
+    certificates = json.loads(body)["certificates"]
+    context = ssl.create_default_context(cafile=str(site.cert))
+    with (
+        socket.create_connection(("127.0.0.1", site.https_port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=SERVER_NAME) as tls,
+    ):
+        served = tls.getpeercert(binary_form=True)  # what a client is shown
+    assert served is not None and certificates["tls_sha256"] == hashlib.sha256(served).hexdigest()
 
 
 def test_second_run_changes_nothing_and_logs_no_secret(site: Site, installed: PlayResult) -> None:
