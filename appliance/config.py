@@ -362,6 +362,9 @@ class MobileConfig(_Section):
     tls_certificate_file: Path | None = None
     """The TLS certificate (PEM) nginx serves on the private-cloud address: its sha256
     fingerprint is published for apps that pin it. None behind plain HTTP (development)."""
+    wireguard_clients_dir: Path | None = None
+    """Where the WireGuard role writes one client configuration per person (`<login>.conf`),
+    readable by the appliance: each person collects theirs once from "Mobile access"."""
 
 
 class LocaleConfig(_Section):

@@ -39,6 +39,8 @@ class Action(StrEnum):
     ANSWER_DATA_REQUESTS = "answer_data_requests"
     LIFT_FREEZES = "lift_freezes"
     LIFT_SIGN_IN_LOCKS = "lift_sign_in_locks"
+    SET_UP_MOBILE_ACCESS = "set_up_mobile_access"
+    """See what the mobile app is told, and who collected their VPN configuration."""
 
 
 class Scope(StrEnum):
@@ -72,6 +74,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.ANSWER_DATA_REQUESTS: ALL,
         Action.LIFT_FREEZES: ALL,
         Action.LIFT_SIGN_IN_LOCKS: ALL,
+        Action.SET_UP_MOBILE_ACCESS: ALL,
     },
 }
 """Every role, even one that adds nothing (the directory still maps it)."""

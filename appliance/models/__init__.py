@@ -20,6 +20,7 @@ from appliance.models.enums import (
 from appliance.models.evidence import EvidenceEvent
 from appliance.models.idempotency import IdempotentResult
 from appliance.models.job import JobRun
+from appliance.models.mobile import VpnHandout
 from appliance.models.notify import MailStatus, Notification
 from appliance.models.org import Organisation
 from appliance.models.pki import Certificate, CertificateConsent, Crl, HsmKey, Seal
@@ -99,4 +100,5 @@ __all__ = [
     "UserSession",
     "UserSource",
     "VerificationCode",
+    "VpnHandout",
 ]

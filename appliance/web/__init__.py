@@ -19,6 +19,7 @@ from appliance.web.extensions import babel, csrf
 from appliance.web.i18n import select_locale
 from appliance.web.metrics import install_metrics
 from appliance.web.metrics_access import install_metrics_access
+from appliance.web.mobile import install_mobile_pages
 from appliance.web.oplog import install_oplog_pages
 from appliance.web.pki import bp as pki_bp
 from appliance.web.privacy import install_privacy_pages
@@ -86,5 +87,6 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     app.register_blueprint(cancellation.bp)
     install_seal_pages(app)
     install_seal_usage_pages(app)
+    install_mobile_pages(app)
     csrf.exempt(health.bp)
     return app

@@ -67,6 +67,7 @@ from appliance.models import (
     UserSession,
     UserSource,
     VerificationCode,
+    VpnHandout,
 )
 from appliance.notify.channels import CodeContext, CodePurpose
 from appliance.notify.messages import CHINESE
@@ -342,6 +343,7 @@ def _anonymise(ctx: WorkflowContext, session: Session, user: User, now: datetime
         PendingCancellation,
         UserRole,
         UserGroup,
+        VpnHandout,
     ):
         session.execute(delete(table).where(table.user_id == user.id))
     session.execute(

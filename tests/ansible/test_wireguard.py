@@ -4,6 +4,8 @@ per-user client configs under a throwaway folder (the interface is not brought u
 from __future__ import annotations
 
 import base64
+import grp
+import os
 import subprocess
 from pathlib import Path
 
@@ -61,3 +63,21 @@ def test_wireguard_generates_keys_and_client_configs_idempotently(tmp_path: Path
             ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True
         ).stdout.strip()
         assert f"PublicKey = {public}\nAllowedIPs = {address}" in server_conf
+
+
+def test_the_appliance_group_may_read_the_client_configs_it_hands_out(tmp_path: Path) -> None:
+    require_tools("wg")
+    group = grp.getgrgid(os.getgid()).gr_name
+    variables = {
+        **wg_vars(tmp_path),
+        "appliance_wireguard_clients_dir": str(tmp_path / "appliance/wireguard-clients"),
+        "appliance_wireguard_clients_group": group,
+    }
+    run = role_run("appliance_wireguard", variables, tmp_path)
+    assert run.returncode == 0, run.report()
+    folder = tmp_path / "appliance/wireguard-clients"
+    assert (folder.stat().st_mode & 0o777, folder.stat().st_gid) == (0o750, os.getgid())
+    for name in ("alice", "bob"):
+        conf = folder / f"{name}.conf"
+        assert (conf.stat().st_mode & 0o777, conf.stat().st_gid) == (0o640, os.getgid())
+    assert (tmp_path / "wireguard").stat().st_mode & 0o777 == 0o700  # the keys stay root only

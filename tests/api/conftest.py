@@ -216,7 +216,9 @@ def api_env(
             "from_address": "esign@example.org",
         },
         "uploads": {"max_bytes": MAX_UPLOAD},
+        "mobile": {"wireguard_clients_dir": str(base / "wireguard-clients")},
     }
+    (base / "wireguard-clients").mkdir()
     config_path = base / "config.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     cfg = load_config(config_path, environ={})

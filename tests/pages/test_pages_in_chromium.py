@@ -205,6 +205,13 @@ def test_the_pages_in_chinese(
     page.click("#nav-archive")
     assert page.locator("#archive-heading").inner_text() == "归档"
     _shot(page, f"pages-archive-zh-{label}", width)
+    page.click("#nav-seal-usage")  # and an auditor of Finance
+    assert page.locator("#seal-usage-heading").inner_text() == "用印查询"
+    _shot(page, f"pages-seal-usage-zh-{label}", width)
+    page.goto(f"{base}/mobile")
+    assert page.locator("#mobile-heading").inner_text() == "移动端访问"
+    assert page.locator("#setup-qr").is_visible()
+    _shot(page, f"pages-mobile-zh-{label}", width)
     page.goto(f"{base}/me")
     assert page.locator("#my-data-heading").inner_text() == "我的数据"
     _shot(page, f"pages-my-data-zh-{label}", width)

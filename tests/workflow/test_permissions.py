@@ -16,7 +16,7 @@ from appliance.config import Role
 from appliance.errors import Forbidden, NotFound
 from appliance.models import Organisation, User
 from appliance.permissions import PERMISSIONS, Action, Scope, roles_for
-from appliance.workflow import closing, data_requests, oplog, queries, signatures, templates
+from appliance.workflow import closing, data_requests, mobile, oplog, queries, signatures, templates
 from appliance.workflow.queries import ContractFilter
 from appliance.workflow.seal_usage import seal_usage_log
 from appliance.workflow.seals import organisation_seal
@@ -50,6 +50,7 @@ def probes(env: WorkflowEnv) -> dict[Action, Probe]:
         Action.ANSWER_DATA_REQUESTS: lambda p: data_requests.open_requests(ctx, p),
         Action.LIFT_FREEZES: lambda p: auth.list_frozen(p.user_id),
         Action.LIFT_SIGN_IN_LOCKS: lambda p: auth.list_locks(p.user_id),
+        Action.SET_UP_MOBILE_ACCESS: lambda p: mobile.vpn_handouts(ctx, p),
     }
 
 
