@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from appliance.config import AppConfig
 from appliance.db import ensure_migrated
 from appliance.services import Services, build_services
-from appliance.web import api, cancellation, discovery, health, inbox, pages
+from appliance.web import api, cancellation, discovery, health, inbox, pages, webapp
 from appliance.web.auth import install_auth
 from appliance.web.context import EXTENSION_KEY
 from appliance.web.contracts import install_contract_pages
@@ -80,6 +80,7 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
         csrf.exempt(blueprint)
     app.register_blueprint(pki_bp)
     app.register_blueprint(discovery.bp)
+    app.register_blueprint(webapp.bp)
     install_auth(app, services)
     install_contract_pages(app)
     install_oplog_pages(app)

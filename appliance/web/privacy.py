@@ -74,9 +74,11 @@ class AcceptNoticeForm(FlaskForm):
 ACCEPTED_KEY = "privacy_notice"
 """Session key: the major version the person has accepted, so pages need not ask the database."""
 _UNGATED = frozenset({"privacy_pages.notice", "privacy_pages.accept", "static"})
-_UNGATED_BLUEPRINTS = frozenset({"auth", "inbox"})
+_UNGATED_BLUEPRINTS = frozenset({"auth", "inbox", "webapp", "discovery"})
 """Signing in and out, the account's own pages (tokens, freezing it, sign-in locks) and the
-notices about it never wait for the privacy notice: the account must stay in reach."""
+notices about it never wait for the privacy notice: the account must stay in reach. Nor do
+what the browser and the app fetch by themselves (the web app's manifest and worker, the
+discovery document)."""
 
 
 @bp.get("/privacy")

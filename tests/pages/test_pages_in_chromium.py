@@ -35,13 +35,33 @@ from tests.pages.conftest import PagesEnv
 pytestmark = pytest.mark.e2e
 
 WIDTHS = [({"width": 1280, "height": 900}, "desktop"), ({"width": 375, "height": 740}, "phone")]
+MOBILE = {  # Chromium's mobile emulation: a 375 px touch screen, a phone's browser
+    "viewport": {"width": 375, "height": 667},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+    "user_agent": (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/156.0.0.0 Mobile Safari/537.36"
+    ),
+}
+DEVICES = [*(({"viewport": viewport}, label) for viewport, label in WIDTHS), (MOBILE, "touch")]
+
+
+def _press(page: Any, target: Any) -> None:
+    """Tap on a touch screen, click elsewhere: `target` is a selector or a locator."""
+    locator = page.locator(target) if isinstance(target, str) else target
+    if page.evaluate("navigator.maxTouchPoints") > 0:
+        locator.tap()
+    else:
+        locator.click()
 
 
 def _sign_in(page: Any, base: str, username: str) -> None:
     page.goto(f"{base}/login")
     page.fill("#username", username)
     page.fill("#password", password_of(username))
-    page.click("#sign-in")
+    _press(page, "#sign-in")
     page.wait_for_url(f"{base}/account")
     page.goto(f"{base}/privacy")
     if page.locator("#accept-privacy").count():  # the first sign-in: the notice, once
@@ -72,20 +92,22 @@ def _shot(page: Any, name: str, width: int) -> None:
     screenshot(page, name)
 
 
-@pytest.mark.parametrize(("viewport", "label"), WIDTHS)
+@pytest.mark.parametrize(("device", "label"), DEVICES)
 def test_sign_a_contract_in_the_browser(
     pages: PagesEnv,
     live_server: Callable[[Flask], str],
     browser: Any,
-    viewport: dict[str, int],
+    device: dict[str, Any],
     label: str,
 ) -> None:
+    """The signing path (sign in, to-do, contract, code, sign, download) at desktop width, at
+    375 px, and by touch in the mobile emulation."""
     title = f"Service agreement {secrets.token_hex(3)}"
     contract = pages.contract([("alice", 1)], title=title)
     cid, party = contract["id"], contract["parties"][0]["id"]
     base = live_server(pages.api.app)
-    width = viewport["width"]
-    context = browser.new_context(viewport=viewport, locale="en-US", accept_downloads=True)
+    width = device["viewport"]["width"]
+    context = browser.new_context(**device, locale="en-US", accept_downloads=True)
     page = context.new_page()
     errors = page_errors(page)
     _sign_in(page, base, "alice")
@@ -94,17 +116,17 @@ def test_sign_a_contract_in_the_browser(
     assert page.locator("#todo").get_by_role("link", name=title, exact=True).is_visible()
     _shot(page, f"pages-todo-en-{label}", width)
 
-    page.locator("#todo").get_by_role("link", name=title, exact=True).click()
+    _press(page, page.locator("#todo").get_by_role("link", name=title, exact=True))
     page.wait_for_url(f"{base}/contracts/{cid}")
     assert page.locator("#contract-state").inner_text() == "Out for signing"
     _shot(page, f"pages-contract-en-{label}", width)
 
-    page.click(f"#sign-{party}")
+    _press(page, f"#sign-{party}")
     page.wait_for_url(f"{base}/contracts/{cid}/parties/{party}/sign")
     if page.locator("#agreement").count():
         _shot(page, f"pages-agreement-en-{label}", width)
         page.check("#agree")
-        page.click("#accept-agreement")
+        _press(page, "#accept-agreement")
         page.wait_for_selector("#send-code")
     assert page.locator("#document-sha256").inner_text() == contract["versions"][-1]["sha256"]
     _shot(page, f"pages-sign-en-{label}", width)
@@ -115,14 +137,14 @@ def test_sign_a_contract_in_the_browser(
     expect(page.locator("#send-code")).to_contain_text("Send again in")
     page.fill("#code", pages.last_code("alice"))
     _shot(page, f"pages-sign-code-en-{label}", width)
-    page.click("#sign")
+    _press(page, "#sign")
     page.wait_for_url(f"{base}/contracts/{cid}")
     assert page.locator("#contract-state").inner_text() == "Completed"
     page.reload()  # the certificate of completion is made after the signer's answer
     _shot(page, f"pages-signed-en-{label}", width)
 
     with page.expect_download() as download:
-        page.click("#download-current")
+        _press(page, "#download-current")
     data = download.value.path().read_bytes()
     assert data.startswith(b"%PDF") and data.count(b"/ByteRange") >= 1
     assert download.value.suggested_filename.endswith(".pdf")
@@ -292,7 +314,7 @@ def _sign_from_the_to_do_list(
 def _ask_for_code(page: Any) -> None:
     """Press "send me a code" and wait for the page that says where it went."""
     with page.expect_response(lambda response: response.url.endswith("/code")) as answer:
-        page.click("#send-code")
+        _press(page, "#send-code")
     assert answer.value.status == 303, f"{answer.value.url}: {answer.value.status}"
     page.wait_for_selector("#code-sent, .flash-error")
     refused = page.locator(".flash-error")
