@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -53,6 +54,9 @@ def _network(value: str) -> str:
 
 
 Network = Annotated[str, AfterValidator(_network)]
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 
 
 class _Section(BaseModel):
@@ -367,6 +371,39 @@ class MobileConfig(_Section):
     readable by the appliance: each person collects theirs once from "Mobile access"."""
 
 
+class WebhooksConfig(_Section):
+    """Where contract events may be delivered: the integration hosts (ERP, OA) and nothing else,
+    so that the appliance cannot be used to reach arbitrary intranet hosts."""
+
+    allowed_hosts: list[str] = []
+    """Host names (exact) or networks (CIDR) an endpoint may be on; a named host is also
+    reached only at addresses it resolves to in one of the networks, when networks are listed.
+    Empty: no endpoint can be registered."""
+    allow_http: bool = False
+    """Deliver to http:// endpoints too (a test rig); otherwise https:// only."""
+    ca_file: Path | None = None
+    """The CA certificate(s) the endpoints' TLS certificates must chain to (the enterprise
+    CA); required for https:// endpoints (the operating system's trust store is never used)."""
+    timeout_seconds: int = Field(10, ge=1, le=60)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, value: list[str]) -> list[str]:
+        cleaned = []
+        for entry in value:
+            entry = entry.strip().lower()
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOST_NAME.match(entry):
+                    raise ValueError(
+                        f"{entry!r} is neither a host name nor a network (CIDR), e.g. erp.corp.example "
+                        "or 10.20.0.0/16"
+                    ) from None
+            cleaned.append(entry)
+        return cleaned
+
+
 class LocaleConfig(_Section):
     default: Literal["en", "zh_Hans_CN"] = "en"
 
@@ -404,6 +441,7 @@ class AppConfig(_Section):
     privacy: PrivacyConfig = PrivacyConfig()
     locale: LocaleConfig = LocaleConfig()
     mobile: MobileConfig = MobileConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     secrets: Secrets = Secrets()
 
     @field_validator("private_cloud_address")

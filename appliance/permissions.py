@@ -41,6 +41,8 @@ class Action(StrEnum):
     LIFT_SIGN_IN_LOCKS = "lift_sign_in_locks"
     SET_UP_MOBILE_ACCESS = "set_up_mobile_access"
     """See what the mobile app is told, and who collected their VPN configuration."""
+    MANAGE_WEBHOOKS = "manage_webhooks"
+    """Register the integrations' webhook endpoints, read their delivery logs, redeliver."""
 
 
 class Scope(StrEnum):
@@ -75,6 +77,7 @@ PERMISSIONS: dict[Role, dict[Action, Scope]] = {
         Action.LIFT_FREEZES: ALL,
         Action.LIFT_SIGN_IN_LOCKS: ALL,
         Action.SET_UP_MOBILE_ACCESS: ALL,
+        Action.MANAGE_WEBHOOKS: ALL,
     },
 }
 """Every role, even one that adds nothing (the directory still maps it)."""

@@ -22,6 +22,8 @@ from appliance.errors import Unavailable
 from appliance.hsm import KeyCustody, check_hsm, create_custody
 from appliance.notify import Mailer, SmtpMailer
 from appliance.notify.channels import CodeSender, EmailCodeSender
+from appliance.notify.webhook_transport import HttpTransport
+from appliance.notify.webhooks import WebhookTransport
 from appliance.signing.kit import SigningKit
 from appliance.storage import BlobStore, FilesystemBlobStore
 from appliance.workflow.context import WorkflowContext
@@ -50,6 +52,8 @@ class Services:
     """Custody, clock and config for `appliance.signing.documents`; built once by build_services."""
     mailer: Mailer | None = None
     """SMTP when `mail.enabled`; notifications are mailed from the outbox by a job."""
+    webhooks: WebhookTransport | None = None
+    """HTTP(S) to `webhooks.allowed_hosts` when any are listed; deliveries go out from a job."""
     auth: AuthService = field(init=False)
     """Sign-in, sessions, API tokens and directory sync; built once by build_services."""
     workflow: WorkflowContext = field(init=False)
@@ -79,6 +83,8 @@ def build_services(cfg: AppConfig, clock: Clock | None = None) -> Services:
         services.readiness.append(ReadinessCheck("directory", directory.check_ready))
     if cfg.mail.enabled:
         services.mailer = SmtpMailer(cfg.mail, cfg.secrets.mail_password)
+    if cfg.webhooks.allowed_hosts:
+        services.webhooks = HttpTransport(cfg.webhooks)
     services.auth = AuthService(
         services.sessions, services.directory, cfg.auth, services.clock, mail=cfg.mail.enabled
     )

@@ -28,6 +28,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.pdfs",
     "tests.fixtures.ldap",
     "tests.fixtures.smtp",
+    "tests.fixtures.webhooks",
 ]
 
 PG_URL_ENV = "APPLIANCE_TEST_PG_URL"

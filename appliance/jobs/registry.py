@@ -10,6 +10,7 @@ from appliance.audit.checkpoints import newest_checkpoint, write_checkpoint
 from appliance.db import transaction
 from appliance.models import AuditChainHead
 from appliance.notify import deliver_due_mail
+from appliance.notify.webhooks import deliver_due_webhooks
 from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
@@ -54,6 +55,12 @@ def deliver_mail_job(services: Services) -> str:
         services.sessions, services.mailer, services.clock, services.config.mail.from_address
     )
     return f"mailed {report.sent}, to retry {report.retried}, given up {report.failed}"
+
+
+def deliver_webhooks_job(services: Services) -> str:
+    assert services.webhooks is not None  # the job is registered only with integration hosts
+    report = deliver_due_webhooks(services.sessions, services.webhooks, services.clock)
+    return f"delivered {report.delivered} webhooks, to retry {report.retried}, given up {report.failed}"
 
 
 def contract_deadlines_job(services: Services) -> str:
@@ -127,6 +134,9 @@ def default_jobs(services: Services) -> list[Job]:
     if services.mailer is not None:
         # as often as the timer fires: notices should not wait
         jobs.append(Job("mail-delivery", timedelta(minutes=1), deliver_mail_job))
+    if services.webhooks is not None:
+        # integrations wait for these: as often as the timer fires
+        jobs.append(Job("webhook-delivery", timedelta(minutes=1), deliver_webhooks_job))
     # periods are counted in months and people are told a month ahead: once a day is plenty
     jobs.append(Job("retention", timedelta(hours=24), retention_job))
     # what a crash between storing a blob and committing leaves is only wasted room: no hurry

@@ -45,6 +45,7 @@ from appliance.models.user import (
     UserRole,
     UserSession,
 )
+from appliance.models.webhook import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiToken",
@@ -64,6 +65,7 @@ __all__ = [
     "DataRequest",
     "DataRequestKind",
     "DataRequestStatus",
+    "DeliveryStatus",
     "DocumentVersion",
     "EvidenceEvent",
     "FormerIdentity",
@@ -101,4 +103,6 @@ __all__ = [
     "UserSource",
     "VerificationCode",
     "VpnHandout",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

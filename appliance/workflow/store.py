@@ -21,6 +21,7 @@ from appliance.audit.evidence import EvidenceRecord, append_evidence
 from appliance.auth.records import ClientInfo
 from appliance.errors import NotFound
 from appliance.models import Contract, DocumentVersion, Party, User
+from appliance.notify.webhooks import queue_contract_event
 
 CONTRACT_NOT_FOUND = "There is no contract with that id, or you cannot see it."
 
@@ -147,7 +148,10 @@ def record_evidence(
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """Append to the contract's evidence only: for a step in the middle of a transaction, which
-    must not take the operation log's lock before its slow work (the signing) is done."""
+    must not take the operation log's lock before its slow work (the signing) is done.
+
+    The webhooks that want to hear of it are queued here too, so that no event escapes them."""
+    queue_contract_event(session, contract, action, now, details or {})
     append_evidence(
         session,
         contract,

@@ -16,7 +16,16 @@ from appliance.config import Role
 from appliance.errors import Forbidden, NotFound
 from appliance.models import Organisation, User
 from appliance.permissions import PERMISSIONS, Action, Scope, roles_for
-from appliance.workflow import closing, data_requests, mobile, oplog, queries, signatures, templates
+from appliance.workflow import (
+    closing,
+    data_requests,
+    mobile,
+    oplog,
+    queries,
+    signatures,
+    templates,
+    webhooks,
+)
 from appliance.workflow.queries import ContractFilter
 from appliance.workflow.seal_usage import seal_usage_log
 from appliance.workflow.seals import organisation_seal
@@ -51,6 +60,7 @@ def probes(env: WorkflowEnv) -> dict[Action, Probe]:
         Action.LIFT_FREEZES: lambda p: auth.list_frozen(p.user_id),
         Action.LIFT_SIGN_IN_LOCKS: lambda p: auth.list_locks(p.user_id),
         Action.SET_UP_MOBILE_ACCESS: lambda p: mobile.vpn_handouts(ctx, p),
+        Action.MANAGE_WEBHOOKS: lambda p: webhooks.list_endpoints(ctx, p),
     }
 
 

@@ -1,0 +1,177 @@
+"""Webhooks end to end: a system admin registers an endpoint, a contract's events are queued
+in its transactions and delivered by the job to a real HTTP server on 127.0.0.1, signed so
+that the receiver's check passes; failures are retried with growing waits, then given up
+and redelivered by hand; nothing goes to a host outside `webhooks.allowed_hosts`. SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from appliance.config import WebhooksConfig
+from appliance.errors import Conflict, Forbidden, InvalidInput
+from appliance.jobs.registry import default_jobs
+from appliance.jobs.runner import run_due_jobs
+from appliance.models import DeliveryStatus, Role, User
+from appliance.notify.webhook_transport import HttpTransport
+from appliance.notify.webhooks import MAX_ATTEMPTS, deliver_due_webhooks, verify_signature
+from appliance.workflow import webhooks
+from tests.fakes.clock import FakeClock
+from tests.fixtures.webhooks import WebhookReceiver, start_receiver
+from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
+
+EVENTS = ["contract.sent", "contract.signed", "contract.completed"]
+
+
+def _env(workflow_factory: Any, db_url: str | None = None, **section: Any) -> WorkflowEnv:
+    clock = FakeClock()
+    allowed = {"allowed_hosts": ["127.0.0.0/8"], "allow_http": True, **section}
+    env = workflow_factory(db_url, clock=clock, webhooks=allowed)
+    env.add_person("sysadmin", "Sys Admin", Role.SYSTEM_ADMIN)
+    return env
+
+
+def _organisation(env: WorkflowEnv) -> int:
+    with env.services.sessions() as session:
+        return session.scalars(select(User.organisation_id).where(User.username == "initiator")).one()
+
+
+def _deliver(env: WorkflowEnv) -> Any:
+    assert env.services.webhooks is not None
+    return deliver_due_webhooks(env.services.sessions, env.services.webhooks, env.services.clock)
+
+
+def test_a_signed_contract_tells_the_endpoint_each_step_signed_and_without_names(
+    workflow_factory, any_db_url, webhook_receiver: WebhookReceiver
+) -> None:
+    env = _env(workflow_factory, any_db_url)
+    registered = webhooks.register_endpoint(
+        env.ctx, env.people["sysadmin"], CLIENT, _organisation(env), webhook_receiver.url(), EVENTS, "ERP"
+    )
+    view = env.start([("alice", 1)])
+    env.sign("alice", view.id, party_id(view, "张伟"))
+    (job,) = [job for job in default_jobs(env.services) if job.name == "webhook-delivery"]
+    (outcome,) = run_due_jobs(env.services, [job])
+    assert outcome.summary == "delivered 3 webhooks, to retry 0, given up 0"
+
+    bodies = [json.loads(r.body) for r in webhook_receiver.received]
+    assert [b["type"] for b in bodies] == EVENTS
+    assert {b["contract"]["id"] for b in bodies} == {view.id}
+    assert bodies[1]["data"]["party_id"] == party_id(view, "张伟")
+    now = env.services.clock.now()
+    for received in webhook_receiver.received:
+        assert received.path == "/hooks/esign"
+        assert verify_signature(registered.secret, received.headers, received.body, now)
+        assert not verify_signature("another secret", received.headers, received.body, now)
+        assert not verify_signature(registered.secret, received.headers, received.body + b" ", now)
+        assert "张伟" not in received.body.decode() and "alice" not in received.body.decode()
+    late = now + timedelta(minutes=6)  # a replayed delivery is refused by its timestamp
+    first = webhook_receiver.received[0]
+    assert not verify_signature(registered.secret, first.headers, first.body, late)
+
+    log = webhooks.deliveries(env.ctx, env.people["sysadmin"], registered.endpoint.id)
+    assert [(d.event_type, d.status, d.last_status_code) for d in log] == [
+        (t, DeliveryStatus.DELIVERED, 204) for t in reversed(EVENTS)
+    ]
+    assert _deliver(env).delivered == 0  # nothing twice
+
+
+def test_failures_are_retried_with_growing_waits_then_given_up_and_redelivered(
+    workflow_factory, webhook_receiver: WebhookReceiver
+) -> None:
+    env = _env(workflow_factory)
+    clock = env.services.clock
+    admin = env.people["sysadmin"]
+    endpoint = webhooks.register_endpoint(
+        env.ctx, admin, CLIENT, _organisation(env), webhook_receiver.url(), ["contract.sent"]
+    ).endpoint
+    env.start([("alice", 1)])
+    webhook_receiver.status = 503
+    waits = []
+    for _attempt in range(MAX_ATTEMPTS):
+        _deliver(env)
+        (delivery,) = webhooks.deliveries(env.ctx, admin, endpoint.id)
+        if delivery.next_attempt_at is not None:
+            waits.append(delivery.next_attempt_at - clock.now())
+            assert _deliver(env).retried == 0  # not before its time
+            clock.set(delivery.next_attempt_at)
+    assert waits == [timedelta(minutes=2**n) for n in range(MAX_ATTEMPTS - 1)]
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, MAX_ATTEMPTS)
+    assert delivery.last_status_code == 503
+    assert delivery.last_error == "the endpoint answered 503"
+    assert len(webhook_receiver.received) == MAX_ATTEMPTS
+    assert len({r.headers["Esign-Webhook-Id"] for r in webhook_receiver.received}) == 1  # one event
+
+    webhook_receiver.status = 200
+    again = webhooks.redeliver(env.ctx, admin, CLIENT, endpoint.id, delivery.id)
+    assert again.status is DeliveryStatus.PENDING
+    with pytest.raises(Conflict):
+        webhooks.redeliver(env.ctx, admin, CLIENT, endpoint.id, delivery.id)
+    assert _deliver(env).delivered == 1
+    assert webhooks.webhook_endpoint(env.ctx, admin, endpoint.id).failed == 0
+
+    webhooks.disable_endpoint(env.ctx, admin, CLIENT, endpoint.id)
+    env.start([("alice", 1)])
+    assert len(webhooks.deliveries(env.ctx, admin, endpoint.id)) == 1  # nothing new queued
+
+
+def test_a_redirect_is_an_answer_and_is_not_followed(
+    workflow_factory, webhook_receiver: WebhookReceiver
+) -> None:
+    env = _env(workflow_factory)
+    elsewhere = start_receiver()
+    try:
+        webhook_receiver.answers.append((302, {"Location": elsewhere.url()}))
+        admin, org = env.people["sysadmin"], _organisation(env)
+        webhooks.register_endpoint(env.ctx, admin, CLIENT, org, webhook_receiver.url(), ["contract.sent"])
+        env.start([("alice", 1)])
+        assert _deliver(env).retried == 1
+        assert elsewhere.received == []
+    finally:
+        elsewhere.server.shutdown()
+        elsewhere.server.server_close()
+
+
+def test_only_the_allowed_integration_hosts_are_registered_or_reached(
+    workflow_factory, webhook_receiver: WebhookReceiver
+) -> None:
+    env = _env(workflow_factory, allowed_hosts=["erp.corp.example", "10.20.0.0/16"])
+    admin, org = env.people["sysadmin"], _organisation(env)
+    refused = {
+        "http://127.0.0.1:8080/admin": "not an allowed integration host",
+        "http://10.30.0.5/hooks": "not an allowed integration host",
+        "http://localhost:8080/": "resolves outside the allowed networks",
+        "https://erp.corp.example/hooks": "webhooks.ca_file",
+        "ftp://erp.corp.example/": "https:// URLs",
+        "http://user:pw@erp.corp.example/": "no user name or password",
+    }
+    for url, why in refused.items():
+        with pytest.raises(InvalidInput, match=why):
+            webhooks.register_endpoint(env.ctx, admin, CLIENT, org, url, ["contract.sent"])
+    with pytest.raises(InvalidInput, match=r"Unknown event types: contract\.deleted"):
+        webhooks.register_endpoint(env.ctx, admin, CLIENT, org, "http://10.20.0.5/", ["contract.deleted"])
+    with pytest.raises(Forbidden):
+        orgadmin = env.people["orgadmin"]
+        webhooks.register_endpoint(env.ctx, orgadmin, CLIENT, org, "http://10.20.0.5/", ["contract.sent"])
+
+
+def test_an_endpoint_taken_off_the_allow_list_is_not_reached(
+    workflow_factory, webhook_receiver: WebhookReceiver
+) -> None:
+    env = _env(workflow_factory)
+    admin = env.people["sysadmin"]
+    endpoint = webhooks.register_endpoint(
+        env.ctx, admin, CLIENT, _organisation(env), webhook_receiver.url(), ["contract.sent"]
+    ).endpoint
+    env.start([("alice", 1)])
+    # IT narrowed the list since: the appliance restarted with this config
+    transport = HttpTransport(WebhooksConfig(allowed_hosts=["10.20.0.0/16"], allow_http=True))
+    report = deliver_due_webhooks(env.services.sessions, transport, env.services.clock)
+    assert report.retried == 1 and webhook_receiver.received == []
+    (delivery,) = webhooks.deliveries(env.ctx, admin, endpoint.id)
+    assert delivery.last_error is not None and "not an allowed integration host" in delivery.last_error
