@@ -28,6 +28,7 @@ from appliance.web.roles import install_role_labels
 from appliance.web.seal_usage import install_seal_usage_pages
 from appliance.web.seals import install_seal_pages
 from appliance.web.security import install_security
+from appliance.web.webhooks import install_webhook_pages
 
 
 def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
@@ -89,5 +90,6 @@ def create_app(cfg: AppConfig, services: Services | None = None) -> Flask:
     install_seal_pages(app)
     install_seal_usage_pages(app)
     install_mobile_pages(app)
+    install_webhook_pages(app)
     csrf.exempt(health.bp)
     return app

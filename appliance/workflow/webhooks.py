@@ -130,6 +130,15 @@ def list_endpoints(ctx: WorkflowContext, principal: Principal) -> tuple[Endpoint
         return tuple(_view(session, row) for row in rows)
 
 
+def organisations(ctx: WorkflowContext, principal: Principal) -> tuple[tuple[int, str], ...]:
+    """(id, name) of every organisation, by name: what an endpoint may be registered for."""
+    with ctx.sessions() as session:
+        _admin(session, principal)
+        return tuple(
+            (row.id, row.name) for row in session.scalars(select(Organisation).order_by(Organisation.name))
+        )
+
+
 def webhook_endpoint(ctx: WorkflowContext, principal: Principal, endpoint_id: int) -> EndpointView:
     with ctx.sessions() as session:
         _admin(session, principal)

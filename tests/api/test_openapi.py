@@ -33,6 +33,7 @@ API_BLUEPRINTS = (
     "approvals_api.",
     "seals_api.",
     "templates_api.",
+    "webhooks_api.",
 )
 EXPECTED = {
     ("get", "/api/v1/"),
@@ -84,6 +85,12 @@ EXPECTED = {
     ("post", "/api/v1/contracts/{contract_id}/template"),
     ("post", "/api/v1/templates/{template_id}/contracts"),
     ("post", "/api/v1/templates/{template_id}/retire"),
+    ("get", "/api/v1/webhooks"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{endpoint_id}"),
+    ("post", "/api/v1/webhooks/{endpoint_id}/disable"),
+    ("get", "/api/v1/webhooks/{endpoint_id}/deliveries"),
+    ("post", "/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"),
 }
 EXAMPLES = 12
 """Per operation and generation mode: enough to reach each refusal, little enough for ~60 s."""

@@ -6,11 +6,17 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from datetime import timedelta
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from appliance.config import WebhooksConfig
@@ -23,6 +29,7 @@ from appliance.notify.webhooks import MAX_ATTEMPTS, deliver_due_webhooks, verify
 from appliance.workflow import webhooks
 from tests.fakes.clock import FakeClock
 from tests.fixtures.webhooks import WebhookReceiver, start_receiver
+from tests.pki.test_external_ca import enterprise_root
 from tests.workflow.conftest import CLIENT, WorkflowEnv, party_id
 
 EVENTS = ["contract.sent", "contract.signed", "contract.completed"]
@@ -175,3 +182,69 @@ def test_an_endpoint_taken_off_the_allow_list_is_not_reached(
     assert report.retried == 1 and webhook_receiver.received == []
     (delivery,) = webhooks.deliveries(env.ctx, admin, endpoint.id)
     assert delivery.last_error is not None and "not an allowed integration host" in delivery.last_error
+
+
+def _tls_receiver(tmp_path: Path) -> tuple[WebhookReceiver, Path]:
+    """A receiver over TLS with a certificate from a CA of its own; returns that CA's PEM."""
+    ca = enterprise_root("Integration CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    chain, key_file, ca_file = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem"
+    chain.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    ca_file.write_bytes(ca.cert.public_bytes(serialization.Encoding.PEM))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain, key_file)
+    return start_receiver(context), ca_file
+
+
+def test_https_endpoints_are_trusted_only_through_the_configured_ca(workflow_factory, tmp_path: Path) -> None:
+    receiver, ca_file = _tls_receiver(tmp_path)
+    try:
+        env = _env(workflow_factory, allow_http=False, ca_file=str(ca_file))
+        admin = env.people["sysadmin"]
+        url = receiver.url(scheme="https")
+        secret = webhooks.register_endpoint(
+            env.ctx, admin, CLIENT, _organisation(env), url, ["contract.sent"]
+        ).secret
+        env.start([("alice", 1)])
+        with pytest.raises(InvalidInput, match="https:// URLs"):
+            webhooks.register_endpoint(
+                env.ctx, admin, CLIENT, _organisation(env), receiver.url(), ["contract.sent"]
+            )
+
+        # another appliance trusting another CA refuses the receiver's certificate
+        other = enterprise_root("Someone else's CA")
+        other_file = tmp_path / "other.pem"
+        other_file.write_bytes(other.cert.public_bytes(serialization.Encoding.PEM))
+        distrust = HttpTransport(WebhooksConfig(allowed_hosts=["127.0.0.0/8"], ca_file=other_file))
+        assert deliver_due_webhooks(env.services.sessions, distrust, env.services.clock).retried == 1
+        (delivery,) = webhooks.deliveries(env.ctx, admin, webhooks.list_endpoints(env.ctx, admin)[0].id)
+        assert delivery.last_error is not None and "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
+        assert receiver.received == []
+
+        env.services.clock.set(delivery.next_attempt_at)  # type: ignore[arg-type]
+        assert _deliver(env).delivered == 1
+        (received,) = receiver.received
+        assert verify_signature(secret, received.headers, received.body, env.services.clock.now())
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()

@@ -19,6 +19,7 @@ from appliance.web.api import (
     personal,
     seals,
     templates,
+    webhooks,
 )
 from appliance.web.api.models import ServiceInfo
 from appliance.web.api.spec import PUBLIC, openapi_document, responses, spec
@@ -58,5 +59,6 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     approvals.bp,
     seals.bp,
     templates.bp,
+    webhooks.bp,
 )
 """Register each and exempt each from CSRF (Flask-WTF looks at the request's own blueprint)."""
