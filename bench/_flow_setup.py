@@ -21,7 +21,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -47,7 +46,8 @@ from appliance.db import scratch_schema
 from appliance.models import Organisation, Role, User, UserRole, UserSource
 from appliance.services import Services, build_services
 from appliance.workflow.certificates import Consent, apply_personal_certificate, certificate_agreement
-from tests.fixtures.ldap import SERVICE_PASSWORD
+from tests.fixtures.ldap import SERVICE_PASSWORD, free_port
+from tests.fixtures.nginx import NginxProxy, start_upstream
 
 CLIENT = ClientInfo(address="127.0.0.1", user_agent="bench/flow.py")
 SIGNER_NAMES = ("张伟", "李娜", "王芳", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴芳")
@@ -56,12 +56,6 @@ CODE_LINE = re.compile(r"^\s+([0-9]{6,8})\s*$", re.MULTILINE)
 START_SECONDS = 60
 ACCESS_MARK = "bench-access"
 SIGN_REQUEST = re.compile(rf"{ACCESS_MARK} POST /api/v1/contracts/\d+/parties/\d+/sign 200 (\d+)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def make_pdf(payload_bytes: int, seed: int = 1) -> bytes:
@@ -168,6 +162,9 @@ class Site:
         crews: int,
         database_url: str | None = None,
         directory: dict[str, Any] | None = None,
+        *,
+        nodes: int = 1,
+        proxy: bool = False,
     ) -> None:
         self.base = base
         self.database_url = database_url
@@ -176,16 +173,22 @@ class Site:
         """A `directory` config section (its service account's password is SERVICE_PASSWORD);
         None: no directory, the people are written into the database."""
         self.crews_wanted = crews
-        self.port = free_port()
+        self.ports = [free_port() for _ in range(nodes)]
+        """One gunicorn node per port, all on the same database, blob store and token."""
+        self.port = self.ports[0]
         self.url = f"http://127.0.0.1:{self.port}"
+        """The first node's; with `proxy`, nginx's in front of every node (set at start)."""
+        self.use_proxy = proxy
+        self._proxy: NginxProxy | None = None
         self.mail = MailBox()
         self.root = base / "site"
         self.config_path = self.root / "config.yaml"
         self.crews: list[Crew] = []
-        self._server: subprocess.Popen[bytes] | None = None
+        self._servers: list[subprocess.Popen[bytes]] = []
         self._services: Services | None = None
         self._config: AppConfig | None = None
         self.server_log = base / "gunicorn.log"
+        """The first node's log (the access log bench/flow.py reads)."""
 
     @property
     def services(self) -> Services:
@@ -227,7 +230,11 @@ class Site:
         self._config = load_config(self.config_path, environ={})
         self._services = build_services(self._config)
         self._people()
-        self._serve()
+        for number, port in enumerate(self.ports):
+            self._serve(number, port)
+        if self.use_proxy:
+            self._proxy = start_upstream(self.base / "nginx", self.ports)
+            self.url = self._proxy.url
 
     def _softhsm(self) -> None:
         tokens = self.base / "tokens"
@@ -292,28 +299,37 @@ class Site:
         token = self.services.auth.create_token(user_id, "bench", CLIENT).token
         return Person(user_id, username, name, email, token)
 
-    def _serve(self) -> None:
+    def _serve(self, number: int, port: int) -> None:
+        config = self.config_path
+        if number:  # the same config but for the port
+            raw = yaml.safe_load(self.config_path.read_text())
+            raw.setdefault("server", {})["port"] = port
+            config = self.root / f"config-node{number}.yaml"
+            config.write_text(yaml.safe_dump(raw, allow_unicode=True))
         env = {
             **os.environ,
-            "PROMETHEUS_MULTIPROC_DIR": str(self.base / "metrics"),
+            "PROMETHEUS_MULTIPROC_DIR": str(self.base / f"metrics-{number}"),
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
             # only the access log's format changes: each request's time inside its worker
             "GUNICORN_CMD_ARGS": f"--access-logformat '{ACCESS_MARK} %(m)s %(U)s %(s)s %(D)s'",
         }
-        with self.server_log.open("wb") as log:
-            self._server = subprocess.Popen(
-                [sys.executable, "-m", "appliance", "--config", str(self.config_path), "serve"],
+        log_path = self.server_log if number == 0 else self.base / f"gunicorn-{number}.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "appliance", "--config", str(config), "serve"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # its own process group: stop() ends the master and workers
             )
+        self._servers.append(server)
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
-            if self._server.poll() is not None:
-                raise RuntimeError(f"appliance serve exited: {self.server_log_tail()}")
+            if server.poll() is not None:
+                raise RuntimeError(f"appliance serve exited: {log_path.read_text(errors='replace')[-3000:]}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
@@ -321,16 +337,15 @@ class Site:
         raise RuntimeError(f"appliance serve did not answer within {START_SECONDS} s")
 
     def server_cpu_seconds(self) -> float:
-        """CPU time (user + system) used so far by gunicorn's master and its live workers."""
-        assert self._server is not None
-        master = self._server.pid
+        """CPU time (user + system) used so far by every node's gunicorn master and live workers."""
+        masters = {str(server.pid) for server in self._servers}
         total = 0
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue  # a process that ended while we looked
-            if stat.parent.name == str(master) or fields[1] == str(master):
+            if stat.parent.name in masters or fields[1] in masters:
                 total += int(fields[11]) + int(fields[12])
         return total / os.sysconf("SC_CLK_TCK")
 
@@ -349,13 +364,16 @@ class Site:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self._server is not None and self._server.poll() is None:
-            os.killpg(self._server.pid, signal.SIGTERM)
-            try:
-                self._server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._server.pid, signal.SIGKILL)
-                self._server.wait(timeout=10)
+        if self._proxy is not None:
+            self._proxy.stop()
+        for server in self._servers:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait(timeout=10)
         if self._services is not None:
             self._services.engine.dispose()
         self.mail.stop()
@@ -363,13 +381,20 @@ class Site:
 
 @contextmanager
 def running_site(
-    base: Path, crews: int, postgresql: str | None = None, directory: dict[str, Any] | None = None
+    base: Path,
+    crews: int,
+    postgresql: str | None = None,
+    directory: dict[str, Any] | None = None,
+    *,
+    nodes: int = 1,
+    proxy: bool = False,
 ) -> Iterator[Site]:
     """The site, stopped on the way out whatever happens (an error, Ctrl-C, SIGTERM); with
-    `postgresql` (a database URL), on a schema of its own in that database, dropped after."""
+    `postgresql` (a database URL), on a schema of its own in that database, dropped after;
+    `nodes` gunicorn nodes, behind nginx with `proxy`."""
     with ExitStack() as stack:
         url = stack.enter_context(scratch_schema(postgresql, "bench_flow")) if postgresql else None
-        site = Site(base, crews, url, directory)
+        site = Site(base, crews, url, directory, nodes=nodes, proxy=proxy)
         stack.callback(site.stop)
         site.start()
         yield site

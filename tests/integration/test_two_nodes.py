@@ -48,6 +48,8 @@ from appliance.workflow.certificates import Consent, apply_personal_certificate,
 from tests.conftest import PG_URL_ENV, require_backend
 from tests.fixtures.hsm import hsm_section
 from tests.fixtures.independent import check_signed_contract
+from tests.fixtures.ldap import free_port
+from tests.fixtures.nginx import NginxProxy, start_upstream
 from tests.fixtures.pdfs import make_pdf
 from tests.fixtures.smtp import SmtpServer
 
@@ -57,14 +59,6 @@ CLIENT = ClientInfo("127.0.0.1", "two-nodes test")
 ADMIN, ADMIN_PASSWORD = "break-glass", "Two-Nodes-Admin-2026!"
 FIELD = {"page": 1, "x": 72, "y": 72, "width": 180, "height": 60}
 CODE = re.compile(r"^\s+(\d{6,8})\s*$", re.M)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -132,51 +126,6 @@ def _stop(node: Node, sig: int = signal.SIGTERM) -> None:
         node.process.wait(timeout=30)
 
 
-def _nginx(base: Path, ports: list[int]) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    (base / "nginx").mkdir()
-    upstreams = "".join(f"    server 127.0.0.1:{p};\n" for p in ports)
-    conf = base / "nginx" / "nginx.conf"
-    conf.write_text(
-        f"""daemon off;
-worker_processes 1;
-pid {base}/nginx/nginx.pid;
-error_log {base}/nginx/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log {base}/nginx/access.log;
-  client_body_temp_path {base}/nginx/body;
-  proxy_temp_path {base}/nginx/proxy;
-  fastcgi_temp_path {base}/nginx/fastcgi;
-  uwsgi_temp_path {base}/nginx/uwsgi;
-  scgi_temp_path {base}/nginx/scgi;
-  client_max_body_size 30m;
-  upstream nodes {{
-{upstreams}  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://nodes;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_next_upstream off;
-    }}
-  }}
-}}
-"""
-    )
-    user = ["-g", "user root;"] if os.geteuid() == 0 else []
-    process = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(base / "nginx"), *user])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            return process, port
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError((base / "nginx" / "error.log").read_text())
-
-
 def _appliance(*args: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "appliance", *args], capture_output=True, text=True, timeout=300
@@ -199,7 +148,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, softhsm: Any) -> Iterator[
         secret = base / "session-secret"
         secret.write_text(secrets.token_urlsafe(48))
         (base / "blobs").mkdir()
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         raw: dict[str, Any] = {
             "private_cloud_address": "http://127.0.0.1:9",
             "server": {"workers": 2},
@@ -237,18 +186,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, softhsm: Any) -> Iterator[
         )
         assert admin.returncode == 0, admin.stderr
         services = build_services(load_config(nodes[0].config, environ={}))
-        proxy: subprocess.Popen[bytes] | None = None
+        proxy: NginxProxy | None = None
         try:
             for number, node in enumerate(nodes):
                 _start(node, _node_env(base / f"metrics{number}"))
-            proxy, proxy_port = _nginx(base, ports)
-            cluster = Cluster(nodes, f"http://127.0.0.1:{proxy_port}", services, smtp_session)
+            proxy = start_upstream(base / "nginx", ports)
+            cluster = Cluster(nodes, proxy.url, services, smtp_session)
             _people(cluster)
             yield cluster
         finally:
             if proxy is not None:
-                proxy.terminate()
-                proxy.wait(timeout=20)
+                proxy.stop()
             for node in nodes:
                 _stop(node)
             services.engine.dispose()
