@@ -31,6 +31,7 @@ from appliance.models import (
     Party,
     PartyKind,
     User,
+    VpnHandout,
 )
 from appliance.workflow.certificates import CertificateView, certificate_view
 from appliance.workflow.context import WorkflowContext
@@ -94,6 +95,13 @@ class TokenRecord:
 
 
 @dataclass(frozen=True)
+class VpnCollection:
+    collected_at: datetime
+    client_address: str | None
+    config_sha256: str
+
+
+@dataclass(frozen=True)
 class PersonalData:
     profile: Profile
     roles: tuple[str, ...]
@@ -105,6 +113,8 @@ class PersonalData:
     tokens: tuple[TokenRecord, ...]
     sign_ins: tuple[SignIn, ...]
     """The most recent sign-ins, failed ones and sign-outs, newest first."""
+    vpn_configurations: tuple[VpnCollection, ...]
+    """When they collected their WireGuard configuration for the phone, and from where."""
     as_of: datetime
 
     def to_json(self) -> str:
@@ -168,6 +178,9 @@ def _collect(ctx: WorkflowContext, session: Session, user_id: int) -> PersonalDa
     tokens = session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc())
     )
+    collected = session.scalars(
+        select(VpnHandout).where(VpnHandout.user_id == user.id).order_by(VpnHandout.handed_out_at.desc())
+    )
     sign_ins = session.scalars(
         select(AuditEvent)
         .where(and_(AuditEvent.actor_user_id == user.id, AuditEvent.action.in_(SIGN_IN_ACTIONS)))
@@ -205,6 +218,9 @@ def _collect(ctx: WorkflowContext, session: Session, user_id: int) -> PersonalDa
             TokenRecord(t.name, t.created_at, t.expires_at, t.revoked_at, t.last_used_at) for t in tokens
         ),
         sign_ins=tuple(SignIn(e.occurred_at, e.action, e.client_address, e.user_agent) for e in sign_ins),
+        vpn_configurations=tuple(
+            VpnCollection(v.handed_out_at, v.client_address, v.config_sha256) for v in collected
+        ),
         as_of=ctx.clock.now(),
     )
 

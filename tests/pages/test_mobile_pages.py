@@ -57,6 +57,11 @@ def test_a_person_scans_the_address_and_collects_their_vpn_configuration_once(pa
         assert again.status_code == 303
         assert "collected your VPN configuration already" in bob.get("/mobile").get_data(as_text=True)
 
+        assert 'id="my-vpn"' in bob.get("/me").get_data(as_text=True)  # what is held about them
+        exported = (
+            pages.api.client().get("/api/v1/me/personal-data", headers=pages.api.auth("bob")).get_json()
+        )
+        assert exported["vpn_configurations"][0]["config_sha256"] == hashlib.sha256(text.encode()).hexdigest()
         chinese = pages.browser("bob", language="zh-CN").get("/mobile").get_data(as_text=True)
         assert "移动端访问" in chinese and "操作步骤" in chinese and "您已于" in chinese
     finally:
