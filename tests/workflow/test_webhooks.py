@@ -68,6 +68,7 @@ def test_a_signed_contract_tells_the_endpoint_each_step_signed_and_without_names
 
     bodies = [json.loads(r.body) for r in webhook_receiver.received]
     assert [b["type"] for b in bodies] == EVENTS
+    assert [b["contract"]["state"] for b in bodies] == ["signing", "signing", "completed"]  # as each left it
     assert {b["contract"]["id"] for b in bodies} == {view.id}
     assert bodies[1]["data"]["party_id"] == party_id(view, "张伟")
     now = env.services.clock.now()
