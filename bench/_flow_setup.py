@@ -19,7 +19,6 @@ import os
 import queue
 import random
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -43,11 +42,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from appliance.auth.records import ClientInfo, Principal
 from appliance.config import AppConfig, load_config
 from appliance.db import scratch_schema
-from appliance.models import Organisation, Role, User, UserRole, UserSource
+from appliance.models import Organisation, Role
 from appliance.services import Services, build_services
 from appliance.workflow.certificates import Consent, apply_personal_certificate, certificate_agreement
 from tests.fixtures.ldap import SERVICE_PASSWORD, free_port
 from tests.fixtures.nginx import NginxProxy, start_upstream
+from tests.fixtures.people import provision_person
 
 CLIENT = ClientInfo(address="127.0.0.1", user_agent="bench/flow.py")
 SIGNER_NAMES = ("张伟", "李娜", "王芳", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴芳")
@@ -276,26 +276,8 @@ class Site:
             self.crews.append(Crew(initiator, signers))
 
     def _person(self, username: str, name: str, org_id: int, *roles: Role) -> Person:
-        now = datetime.now(UTC)
         email = f"{username}@example.org"
-        with self.services.sessions.begin() as session:
-            user = User(
-                username=username,
-                source=UserSource.DIRECTORY,
-                directory_dn=f"uid={username},ou=people,dc=example,dc=org",
-                directory_uuid=secrets.token_hex(16),
-                last_directory_check_at=now,
-                display_name=name,
-                email=email,
-                organisation_id=org_id,
-                active=True,
-                created_at=now,
-                updated_at=now,
-                roles=[UserRole(role=r) for r in {Role.EMPLOYEE, *roles}],
-            )
-            session.add(user)
-            session.flush()
-            user_id = user.id
+        user_id = provision_person(self.services, username, name, email, org_id, *roles)
         token = self.services.auth.create_token(user_id, "bench", CLIENT).token
         return Person(user_id, username, name, email, token)
 

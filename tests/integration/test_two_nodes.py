@@ -39,9 +39,6 @@ from appliance.models import (
     JobRun,
     Organisation,
     Role,
-    User,
-    UserRole,
-    UserSource,
 )
 from appliance.services import Services, build_services
 from appliance.workflow.certificates import Consent, apply_personal_certificate, certificate_agreement
@@ -51,6 +48,7 @@ from tests.fixtures.independent import check_signed_contract
 from tests.fixtures.ldap import free_port
 from tests.fixtures.nginx import NginxProxy, start_upstream
 from tests.fixtures.pdfs import make_pdf
+from tests.fixtures.people import provision_person
 from tests.fixtures.smtp import SmtpServer
 
 pytestmark = [pytest.mark.pg, pytest.mark.hsm, pytest.mark.slow]
@@ -213,24 +211,7 @@ def _people(cluster: Cluster) -> None:
     consent = Consent(agreement.version, agreement.sha256, agreement.locale)
     for username, roles in (("initiator", {Role.INITIATOR}), ("signer1", set()), ("signer2", set())):
         email = f"{username}@two-nodes.example"
-        with services.sessions.begin() as session:
-            user = User(
-                username=username,
-                source=UserSource.DIRECTORY,
-                directory_dn=f"uid={username},ou=people,dc=example,dc=org",
-                directory_uuid=secrets.token_hex(16),
-                last_directory_check_at=now,
-                display_name=f"Person {username}",
-                email=email,
-                organisation_id=org_id,
-                active=True,
-                created_at=now,
-                updated_at=now,
-                roles=[UserRole(role=r) for r in {Role.EMPLOYEE, *roles}],
-            )
-            session.add(user)
-            session.flush()
-            user_id = user.id
+        user_id = provision_person(services, username, f"Person {username}", email, org_id, *roles)
         cluster.tokens[username] = services.auth.create_token(user_id, "two nodes", CLIENT).token
         cluster.emails[username] = email
         if username.startswith("signer"):
