@@ -385,6 +385,8 @@ class WebhooksConfig(_Section):
     """The CA certificate(s) the endpoints' TLS certificates must chain to (the enterprise
     CA); required for https:// endpoints (the operating system's trust store is never used)."""
     timeout_seconds: int = Field(10, ge=1, le=60)
+    keep_log_days: int = Field(90, ge=1, le=3650)
+    """Delivered and given-up deliveries stay in the delivery log this long."""
 
     @field_validator("allowed_hosts")
     @classmethod

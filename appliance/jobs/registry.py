@@ -10,7 +10,7 @@ from appliance.audit.checkpoints import newest_checkpoint, write_checkpoint
 from appliance.db import transaction
 from appliance.models import AuditChainHead
 from appliance.notify import deliver_due_mail
-from appliance.notify.webhooks import deliver_due_webhooks
+from appliance.notify.webhooks import deliver_due_webhooks, purge_delivery_log
 from appliance.pki.ca import make_context
 from appliance.pki.crl import refresh_crls
 from appliance.services import Services
@@ -60,7 +60,12 @@ def deliver_mail_job(services: Services) -> str:
 def deliver_webhooks_job(services: Services) -> str:
     assert services.webhooks is not None  # the job is registered only with integration hosts
     report = deliver_due_webhooks(services.sessions, services.webhooks, services.clock)
-    return f"delivered {report.delivered} webhooks, to retry {report.retried}, given up {report.failed}"
+    keep = timedelta(days=services.config.webhooks.keep_log_days)
+    purged = purge_delivery_log(services.sessions, services.clock, keep)
+    return (
+        f"delivered {report.delivered} webhooks, to retry {report.retried}, given up {report.failed}, "
+        f"purged {purged} old deliveries"
+    )
 
 
 def contract_deadlines_job(services: Services) -> str:

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from appliance.clock import Clock
-from appliance.db import transaction
+from appliance.db import rows_changed, transaction
 from appliance.errors import Unavailable
 from appliance.models import Contract, DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
@@ -180,6 +180,16 @@ def deliver_due_webhooks(
             problem = None if 200 <= status < 300 else f"the endpoint answered {status}"
             report = _record(sessions, delivery_id, clock, status, problem, report)
     return report
+
+
+def purge_delivery_log(sessions: sessionmaker[Session], clock: Clock, keep: timedelta) -> int:
+    """Forget deliveries that were settled (delivered or given up) longer than `keep` ago."""
+    cutoff = clock.now() - keep
+    settled = delete(WebhookDelivery).where(
+        WebhookDelivery.status != DeliveryStatus.PENDING, WebhookDelivery.created_at < cutoff
+    )
+    with transaction(sessions) as session:
+        return rows_changed(session, settled)
 
 
 def _claim(

@@ -64,7 +64,7 @@ def test_a_signed_contract_tells_the_endpoint_each_step_signed_and_without_names
     env.sign("alice", view.id, party_id(view, "张伟"))
     (job,) = [job for job in default_jobs(env.services) if job.name == "webhook-delivery"]
     (outcome,) = run_due_jobs(env.services, [job])
-    assert outcome.summary == "delivered 3 webhooks, to retry 0, given up 0"
+    assert outcome.summary == "delivered 3 webhooks, to retry 0, given up 0, purged 0 old deliveries"
 
     bodies = [json.loads(r.body) for r in webhook_receiver.received]
     assert [b["type"] for b in bodies] == EVENTS
@@ -249,3 +249,22 @@ def test_https_endpoints_are_trusted_only_through_the_configured_ca(workflow_fac
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+def test_settled_deliveries_leave_the_log_after_the_kept_days(
+    workflow_factory, webhook_receiver: WebhookReceiver
+) -> None:
+    env = _env(workflow_factory, keep_log_days=30)
+    admin = env.people["sysadmin"]
+    endpoint = webhooks.register_endpoint(
+        env.ctx, admin, CLIENT, _organisation(env), webhook_receiver.url(), ["contract.sent"]
+    ).endpoint
+    env.start([("alice", 1)])
+    _deliver(env)
+    webhook_receiver.status = 500
+    env.start([("alice", 1)])  # still being tried: it stays, however old
+    (job,) = [job for job in default_jobs(env.services) if job.name == "webhook-delivery"]
+    env.services.clock.advance(timedelta(days=31))
+    (outcome,) = run_due_jobs(env.services, [job], force=True)
+    assert outcome.summary is not None and outcome.summary.endswith("purged 1 old deliveries")
+    assert [d.status for d in webhooks.deliveries(env.ctx, admin, endpoint.id)] == [DeliveryStatus.PENDING]
