@@ -121,7 +121,8 @@ class HttpTransport:
     def __init__(self, config: WebhooksConfig) -> None:
         self._config = config
         self._allowed = AllowList(config)
-        self._tls = ssl.create_default_context(cafile=str(config.ca_file)) if config.ca_file else None
+        self._tls: ssl.SSLContext | None = None
+        """Made at the first https delivery: a CA file that went missing fails deliveries, not start-up."""
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         try:
@@ -145,9 +146,20 @@ class HttpTransport:
     def _connection(self, target: Target, address: str) -> http.client.HTTPConnection:
         timeout = self._config.timeout_seconds
         if target.scheme == "https":
-            assert self._tls is not None  # AllowList.target refuses https without a CA file
-            return _PinnedHttps(target.host, target.port, address, timeout, self._tls)
+            return _PinnedHttps(target.host, target.port, address, timeout, self._tls_context())
         return _PinnedHttp(target.host, target.port, address, timeout)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            ca_file = self._config.ca_file  # AllowList.target refuses https without one
+            try:
+                self._tls = ssl.create_default_context(cafile=str(ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise Unavailable(
+                    "webhooks.ca_file cannot be read",
+                    detail=f"{ca_file}: {exc}; point webhooks.ca_file at the enterprise CA's PEM file",
+                ) from exc
+        return self._tls
 
 
 class _PinnedHttp(http.client.HTTPConnection):

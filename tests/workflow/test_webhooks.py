@@ -242,6 +242,13 @@ def test_https_endpoints_are_trusted_only_through_the_configured_ca(workflow_fac
         assert delivery.last_error is not None and "CERTIFICATE_VERIFY_FAILED" in delivery.last_error
         assert receiver.received == []
 
+        # a CA file gone missing fails the deliveries with what to fix, not the appliance's start
+        env.services.clock.set(delivery.next_attempt_at)  # type: ignore[arg-type]
+        missing = HttpTransport(WebhooksConfig(allowed_hosts=["127.0.0.0/8"], ca_file=tmp_path / "gone.pem"))
+        assert deliver_due_webhooks(env.services.sessions, missing, env.services.clock).retried == 1
+        (delivery,) = webhooks.deliveries(env.ctx, admin, webhooks.list_endpoints(env.ctx, admin)[0].id)
+        assert delivery.last_error is not None and "webhooks.ca_file" in delivery.last_error
+
         env.services.clock.set(delivery.next_attempt_at)  # type: ignore[arg-type]
         assert _deliver(env).delivered == 1
         (received,) = receiver.received
