@@ -51,6 +51,16 @@ def test_the_digest_in_use_cannot_be_declared_weak(config_file: ConfigFileFactor
     assert "sha256 is what the appliance signs and timestamps with" in problems[0]
 
 
+def test_webhook_hosts_and_the_app_version_must_be_well_formed(config_file: ConfigFileFactory) -> None:
+    path = config_file(
+        webhooks={"allowed_hosts": ["erp.corp.example", "10.20.0.0/16", "https://oa.corp.example/"]},
+        mobile={"minimum_client_version": "2.x"},
+    )
+    problems = _problems(path)
+    assert any(p.startswith("webhooks.allowed_hosts:") and "https://oa.corp.example/" in p for p in problems)
+    assert any(p.startswith("mobile.minimum_client_version:") for p in problems)
+
+
 def test_several_problems_are_all_reported(config_file: ConfigFileFactory) -> None:
     path = config_file(server={"port": 0}, network={"allowed_networks": ["10.0.0.0/33"]})
     problems = _problems(path)
