@@ -26,10 +26,10 @@ def seals() -> str:
 def seal(seal_id: int) -> str:
     workflow, principal = current_services().workflow, page_principal()
     usage = seal_usage_log(workflow, principal, seal_id)  # refuses another organisation's seal
-    summary = next((s for s in seals_with_usage(workflow, principal) if s.id == seal_id), None)
-    if summary is None:
+    summary = seals_with_usage(workflow, principal, seal_id=seal_id)
+    if not summary:
         raise NotFound(NO_SUCH_SEAL)
-    return render_template("audit/seal_usage.html", seal=summary, usage=usage)
+    return render_template("audit/seal_usage.html", seal=summary[0], usage=usage)
 
 
 def install_seal_usage_pages(app: Flask) -> None:

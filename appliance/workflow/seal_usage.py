@@ -45,20 +45,26 @@ class SealUsageSummary:
     last_used_at: datetime | None
 
 
-def seals_with_usage(ctx: WorkflowContext, principal: Principal) -> tuple[SealUsageSummary, ...]:
+def seals_with_usage(
+    ctx: WorkflowContext, principal: Principal, *, seal_id: int | None = None
+) -> tuple[SealUsageSummary, ...]:
     """The seals of the person's organisation with their use counts: for its admins and auditors.
+    With `seal_id`, that one seal only (none when it is not of their organisation).
 
     :raises Forbidden: not a reader of seal usage in an organisation.
     """
     with ctx.sessions() as session:
         user = organisation_member(session, principal, Action.READ_SEAL_USAGE, NOT_A_USAGE_READER)
-        rows = session.execute(
+        query = (
             select(Seal, func.count(SealUsage.id), func.max(SealUsage.applied_at))
             .outerjoin(SealUsage, SealUsage.seal_id == Seal.id)
             .where(Seal.organisation_id == user.organisation_id)
             .group_by(Seal.id)
             .order_by(Seal.retired_at.is_not(None), Seal.name, Seal.id)
-        ).all()
+        )
+        if seal_id is not None:
+            query = query.where(Seal.id == seal_id)
+        rows = session.execute(query).all()
         return tuple(
             SealUsageSummary(
                 id=seal.id,
