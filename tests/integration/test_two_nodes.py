@@ -105,7 +105,7 @@ def _start(node: Node, env: dict[str, str]) -> None:
     while time.monotonic() < deadline:
         assert node.process.poll() is None, node.log.read_text()[-3000:]
         try:
-            if requests.get(f"{node.url}/healthz", timeout=2).status_code == 200:
+            if requests.get(f"{node.url}/readyz", timeout=10).status_code == 200:  # the HSM too
                 return
         except requests.ConnectionError:
             time.sleep(0.2)
@@ -149,7 +149,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, softhsm: Any) -> Iterator[
         ports = [free_port(), free_port()]
         raw: dict[str, Any] = {
             "private_cloud_address": "http://127.0.0.1:9",
-            "server": {"workers": 2},
+            # one worker per node: SoftHSM2 reads its token files once per process, and a process
+            # that does so while another process rewrites them (a login) misses the token for good;
+            # `_start` loads it in each node's worker in turn, which one worker makes certain
+            "server": {"workers": 1},
             "network": {"allowed_networks": ["127.0.0.0/8"], "trusted_proxies": ["127.0.0.1/32"]},
             "database": {"url": database},
             "storage": {"path": str(base / "blobs")},
@@ -393,12 +396,15 @@ def test_a_node_killed_mid_signature_loses_nothing_and_leaves_no_half_state(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     doomed, survivor = cluster.nodes
-    timed = _contract(cluster, ["signer1"], "Timed signature")
-    path = f"/api/v1/contracts/{timed['id']}/parties/{_party(timed, 'signer1')}"
-    code = _code_for(cluster, doomed, path)
-    started = time.monotonic()
-    assert _sign(cluster, doomed, path, code).status_code == 200
-    duration = time.monotonic() - started
+    durations = []
+    for _warm_then_timed in range(2):  # the worker's first signature loads fonts and caches
+        timed = _contract(cluster, ["signer1"], "Timed signature")
+        path = f"/api/v1/contracts/{timed['id']}/parties/{_party(timed, 'signer1')}"
+        code = _code_for(cluster, doomed, path)
+        started = time.monotonic()
+        assert _sign(cluster, doomed, path, code).status_code == 200
+        durations.append(time.monotonic() - started)
+    duration = durations[-1]
 
     outcomes = []
     for share in KILL_AT:
